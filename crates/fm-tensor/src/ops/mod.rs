@@ -1,0 +1,1 @@
+//! Kernels on plain ndarray: the ops a Transformer needs, forward and backward as separate functions.

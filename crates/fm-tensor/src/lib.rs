@@ -3,6 +3,7 @@
 //! Tensors on [`ndarray`], a fast SIMD GEMM, the ops a Transformer needs, and reverse-mode autograd.
 //! (crate doc to be completed)
 
+pub mod autograd;
 pub mod compute;
 pub mod element;
 pub mod error;
@@ -10,6 +11,7 @@ pub mod gemm;
 pub mod ops;
 pub mod tensor;
 
+pub use autograd::{CustomOp, ParamStore, Tape, Var};
 pub use compute::{Compute, MemoryTracker};
 pub use element::{DType, Element};
 pub use error::{Result, TensorError};

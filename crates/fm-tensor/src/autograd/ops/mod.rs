@@ -1,0 +1,4 @@
+//! Built-in ops as [`CustomOp`](crate::autograd::CustomOp) implementations: thin adapters from the
+//! tape to the kernels in [`crate::ops`] and [`crate::gemm`]. One file per kernel family.
+
+pub(crate) mod linalg;

@@ -148,21 +148,17 @@ impl<T: Element> Tape<T> {
         mut op: Box<dyn CustomOp<T>>,
         inputs: &[Var<'t, T>],
     ) -> Result<Var<'t, T>> {
-        let mut requires_grad = false;
-        let mut values = Vec::with_capacity(inputs.len());
-        {
-            let nodes = self.nodes.borrow();
-            for var in inputs {
-                self.check_owns(*var, op.name())?;
-                let node = &nodes[var.index()];
-                requires_grad |= node.requires_grad;
-                values.push(node.value.clone());
-            }
+        for var in inputs {
+            self.check_owns(*var, op.name())?;
         }
-        let views: Vec<ArrayViewD<'_, T>> = values.iter().map(|v| v.view()).collect();
-        let output = Tensor::from(op.forward(&views)?);
-        drop(views);
-        drop(values);
+        // The op computes on views of the recorded values while the node list is borrowed; it cannot
+        // reach the tape, so the borrow cannot conflict.
+        let (output, requires_grad) = {
+            let nodes = self.nodes.borrow();
+            let views: Vec<ArrayViewD<'_, T>> = inputs.iter().map(|v| nodes[v.index()].value.view()).collect();
+            let requires_grad = inputs.iter().any(|v| nodes[v.index()].requires_grad);
+            (Tensor::from(op.forward(&views)?), requires_grad)
+        };
         if requires_grad && self.grad_enabled {
             let inputs = inputs.iter().map(|v| v.index()).collect();
             Ok(self.push(output, true, NodeKind::Op { op, inputs }))

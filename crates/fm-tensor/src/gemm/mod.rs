@@ -20,14 +20,30 @@ impl GemmElement for f32 {}
 impl GemmElement for f64 {}
 
 /// C = αAB + βC for any strides of A, B and C (pass `a.t()` for Aᵀ).
-pub fn gemm<T: Element>(alpha: T, a: ArrayView2<'_, T>, b: ArrayView2<'_, T>, beta: T, mut c: ArrayViewMut2<'_, T>) -> Result<()> {
+pub fn gemm<T: Element>(
+    alpha: T,
+    a: ArrayView2<'_, T>,
+    b: ArrayView2<'_, T>,
+    beta: T,
+    mut c: ArrayViewMut2<'_, T>,
+) -> Result<()> {
     let (m, k) = a.dim();
     let (k2, n) = b.dim();
     if k != k2 {
-        return Err(TensorError::shape_mismatch("gemm", a.shape(), b.shape(), format!("inner dimensions {k} and {k2} differ")));
+        return Err(TensorError::shape_mismatch(
+            "gemm",
+            a.shape(),
+            b.shape(),
+            format!("inner dimensions {k} and {k2} differ"),
+        ));
     }
     if c.dim() != (m, n) {
-        return Err(TensorError::shape_mismatch("gemm", &[m, n], c.shape(), "output must be [rows of A, columns of B]"));
+        return Err(TensorError::shape_mismatch(
+            "gemm",
+            &[m, n],
+            c.shape(),
+            "output must be [rows of A, columns of B]",
+        ));
     }
     for i in 0..m {
         for j in 0..n {
@@ -35,7 +51,11 @@ pub fn gemm<T: Element>(alpha: T, a: ArrayView2<'_, T>, b: ArrayView2<'_, T>, be
             for p in 0..k {
                 acc = acc + a[[i, p]] * b[[p, j]];
             }
-            let prev = if beta == T::zero() { T::zero() } else { beta * c[[i, j]] };
+            let prev = if beta == T::zero() {
+                T::zero()
+            } else {
+                beta * c[[i, j]]
+            };
             c[[i, j]] = alpha * acc + prev;
         }
     }

@@ -14,7 +14,7 @@ use fm_tensor::safetensors::{
     load_safetensors, load_safetensors_from_bytes, save_safetensors, save_safetensors_to_bytes,
 };
 use fm_tensor::{Element, SafeTensorsFile, TensorError};
-use ndarray::{ArrayD, IxDyn};
+use ndarray::{ArrayD, ArrayViewD, IxDyn};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -117,21 +117,45 @@ fn logical<T: Element>(shape: &[usize]) -> ArrayD<T> {
 
 /// The fm fixture's tensors. `weight` and `conv` are stored transposed in memory and handed to the
 /// writer as non-contiguous views, so the files also prove views are written in logical order.
-fn fm_fixture_arrays<T: Element>() -> (ArrayD<T>, ArrayD<T>, Vec<(&'static str, ArrayD<T>)>) {
-    let weight_t = logical::<T>(&[3, 4])
-        .reversed_axes()
-        .as_standard_layout()
-        .into_owned();
-    let conv_p = logical::<T>(&[2, 3, 2])
-        .permuted_axes(vec![2, 0, 1])
-        .as_standard_layout()
-        .into_owned();
-    let rest = vec![
-        ("bias", logical::<T>(&[4])),
-        ("scalar", logical::<T>(&[])),
-        ("empty", logical::<T>(&[0, 2])),
-    ];
-    (weight_t, conv_p, rest)
+struct FmFixture<T> {
+    /// `weight.t()` is the logical [3, 4] weight.
+    weight_t: ArrayD<T>,
+    /// `conv_p.permuted_axes([1, 2, 0])` is the logical [2, 3, 2] tensor.
+    conv_p: ArrayD<T>,
+    bias: ArrayD<T>,
+    scalar: ArrayD<T>,
+    empty: ArrayD<T>,
+}
+
+impl<T: Element> FmFixture<T> {
+    fn new() -> Self {
+        FmFixture {
+            weight_t: logical::<T>(&[3, 4])
+                .reversed_axes()
+                .as_standard_layout()
+                .into_owned(),
+            conv_p: logical::<T>(&[2, 3, 2])
+                .permuted_axes(vec![2, 0, 1])
+                .as_standard_layout()
+                .into_owned(),
+            bias: logical::<T>(&[4]),
+            scalar: logical::<T>(&[]),
+            empty: logical::<T>(&[0, 2]),
+        }
+    }
+
+    fn views(&self) -> Vec<(&'static str, ArrayViewD<'_, T>)> {
+        let weight = self.weight_t.t();
+        let conv = self.conv_p.view().permuted_axes(vec![1, 2, 0]);
+        assert!(!weight.is_standard_layout() && !conv.is_standard_layout());
+        vec![
+            ("weight", weight),
+            ("bias", self.bias.view()),
+            ("scalar", self.scalar.view()),
+            ("conv", conv),
+            ("empty", self.empty.view()),
+        ]
+    }
 }
 
 fn fm_metadata() -> HashMap<String, String> {
@@ -142,14 +166,8 @@ fn fm_metadata() -> HashMap<String, String> {
 }
 
 fn check_fm_fixture<T: Element>(file_name: &str) {
-    let (weight_t, conv_p, rest) = fm_fixture_arrays::<T>();
-    let weight = weight_t.t();
-    let conv = conv_p.view().permuted_axes(vec![1, 2, 0]);
-    assert!(!weight.is_standard_layout() && !conv.is_standard_layout());
-    let mut views = vec![("weight", weight.view())];
-    views.extend(rest.iter().take(2).map(|(n, a)| (*n, a.view())));
-    views.push(("conv", conv.view()));
-    views.push(("empty", rest[2].1.view()));
+    let fixture = FmFixture::<T>::new();
+    let views = fixture.views();
     let meta = fm_metadata();
     let path = fixtures().join(file_name);
 

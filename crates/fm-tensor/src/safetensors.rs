@@ -1391,6 +1391,69 @@ mod tests {
         );
     }
 
+    /// Exercises every reader path on a mutated file; any result is fine except a panic.
+    fn read_everything(bytes: Vec<u8>) {
+        let borrowed = load_safetensors_from_bytes::<f64>(&bytes);
+        if let Ok(file) = SafeTensorsFile::from_bytes(bytes) {
+            assert!(borrowed.is_ok() || file.names().any(|n| file.tensor::<f64>(n).is_err()));
+            for name in file.names() {
+                let _ = (file.dtype(name), file.shape(name));
+                let _ = file.tensor::<f32>(name);
+            }
+        }
+    }
+
+    #[test]
+    fn mutated_files_never_panic() {
+        let base: &[u8] = include_bytes!("../tests/fixtures/python_written.safetensors");
+        let header_len = u64::from_le_bytes(base[..8].try_into().unwrap()) as usize;
+        // xorshift: a dependency-free, reproducible stream of mutations.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |bound: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % bound as u64) as usize
+        };
+        for round in 0..3000 {
+            let mut bytes = base.to_vec();
+            match round % 5 {
+                // Any byte, prefix included.
+                0 => {
+                    let i = next(bytes.len());
+                    bytes[i] ^= 1 << next(8);
+                }
+                // Truncation.
+                1 => bytes.truncate(next(bytes.len())),
+                // A digit of the header (offsets, shapes) replaced by another digit.
+                2 => {
+                    let digits: Vec<usize> = (8..8 + header_len)
+                        .filter(|&i| bytes[i].is_ascii_digit())
+                        .collect();
+                    let i = digits[next(digits.len())];
+                    bytes[i] = b'0' + next(10) as u8;
+                }
+                // A header byte replaced by JSON punctuation.
+                3 => {
+                    let i = 8 + next(header_len);
+                    bytes[i] = b"{}[],:\" -0"[next(10)];
+                }
+                // Header grown by a few digits with the prefix kept consistent.
+                _ => {
+                    let digits: Vec<usize> = (8..8 + header_len)
+                        .filter(|&i| bytes[i].is_ascii_digit())
+                        .collect();
+                    let i = digits[next(digits.len())];
+                    let extra = b"999999999999";
+                    let k = 1 + next(extra.len());
+                    bytes.splice(i..i, extra[..k].iter().copied());
+                    bytes[..8].copy_from_slice(&((header_len + k) as u64).to_le_bytes());
+                }
+            }
+            read_everything(bytes);
+        }
+    }
+
     #[test]
     fn handle_is_send_and_sync() {
         fn assert_send_sync<T: Send + Sync>() {}

@@ -42,7 +42,7 @@
 //! here because the crate falls short of this module's guarantees: its header parser keeps the last of
 //! duplicate names silently, it reads only from one in-memory buffer of the whole file (we read a
 //! file's tensors straight from disk, so loading does not hold the file and the tensors in memory at
-//! once), its offset errors do not say which tensor is wrong, its file writer does not fsync before
+//! once), its shape-versus-offsets error does not say which tensor is wrong, its file writer does not fsync before
 //! renaming, and it writes metadata in hash order (we write sorted keys, so the same tensors give the
 //! same bytes).
 //!

@@ -64,7 +64,10 @@ fn check_probability(op: &'static str, p: f64) -> Result<()> {
     if (0.0..1.0).contains(&p) {
         Ok(())
     } else {
-        Err(TensorError::invalid_argument(op, format!("drop probability p must be in [0, 1), got {p}")))
+        Err(TensorError::invalid_argument(
+            op,
+            format!("drop probability p must be in [0, 1), got {p}"),
+        ))
     }
 }
 
@@ -112,7 +115,9 @@ impl DropoutMask {
         let count = |w: usize| (len - 64 * w).min(64);
         if p == 0.0 {
             // Every element kept: skip the hashing.
-            keep.iter_mut().enumerate().for_each(|(w, k)| *k = u64::MAX >> (64 - count(w)));
+            keep.iter_mut()
+                .enumerate()
+                .for_each(|(w, k)| *k = u64::MAX >> (64 - count(w)));
         } else {
             let key = mix64(seed ^ DROPOUT_DOMAIN);
             // p < 1, so p·2⁶⁴ < 2⁶⁴; the cast saturates in the one case where it rounds up to 2⁶⁴.
@@ -124,7 +129,12 @@ impl DropoutMask {
                 keep.iter_mut().enumerate().for_each(fill);
             }
         }
-        Ok(DropoutMask { shape: shape.to_vec(), p, seed, keep })
+        Ok(DropoutMask {
+            shape: shape.to_vec(),
+            p,
+            seed,
+            keep,
+        })
     }
 
     /// Shape of the tensor the mask applies to.
@@ -187,9 +197,15 @@ impl DropoutMask {
             }
         };
         if src.len() >= PARALLEL_MIN_ELEMENTS {
-            out.par_chunks_mut(64).zip(src.par_chunks(64)).zip(self.keep.par_iter()).for_each(mask_chunk);
+            out.par_chunks_mut(64)
+                .zip(src.par_chunks(64))
+                .zip(self.keep.par_iter())
+                .for_each(mask_chunk);
         } else {
-            out.chunks_mut(64).zip(src.chunks(64)).zip(self.keep.iter()).for_each(mask_chunk);
+            out.chunks_mut(64)
+                .zip(src.chunks(64))
+                .zip(self.keep.iter())
+                .for_each(mask_chunk);
         }
         ArrayD::from_shape_vec(IxDyn(&self.shape), out).expect("length matches shape")
     }
@@ -217,7 +233,11 @@ impl DropoutMask {
 /// assert_eq!(dx, y); // same mask, same scale
 /// # Ok::<(), fm_tensor::TensorError>(())
 /// ```
-pub fn dropout<T: Element>(x: ArrayViewD<'_, T>, p: f64, seed: u64) -> Result<(ArrayD<T>, DropoutMask)> {
+pub fn dropout<T: Element>(
+    x: ArrayViewD<'_, T>,
+    p: f64,
+    seed: u64,
+) -> Result<(ArrayD<T>, DropoutMask)> {
     let mask = DropoutMask::new(x.shape(), p, seed)?;
     let y = mask.apply(x);
     Ok((y, mask))
@@ -226,7 +246,10 @@ pub fn dropout<T: Element>(x: ArrayViewD<'_, T>, p: f64, seed: u64) -> Result<(A
 /// Gradient of [`dropout`]: `grad * 1 / (1 - p)` where the mask kept the element, zero elsewhere.
 ///
 /// Errors when `grad`'s shape differs from the mask's (naming both).
-pub fn dropout_backward<T: Element>(grad: ArrayViewD<'_, T>, mask: &DropoutMask) -> Result<ArrayD<T>> {
+pub fn dropout_backward<T: Element>(
+    grad: ArrayViewD<'_, T>,
+    mask: &DropoutMask,
+) -> Result<ArrayD<T>> {
     if grad.shape() != mask.shape() {
         return Err(TensorError::shape_mismatch(
             "dropout_backward",
@@ -271,7 +294,11 @@ mod tests {
         let (y, mask) = dropout(x.view(), 0.75, 5).unwrap();
         assert_eq!(mask.scale::<f64>(), 4.0);
         for (i, (&xv, &yv)) in x.iter().zip(y.iter()).enumerate() {
-            let expected = if mask.is_kept(i).unwrap() { 4.0 * xv } else { 0.0 };
+            let expected = if mask.is_kept(i).unwrap() {
+                4.0 * xv
+            } else {
+                0.0
+            };
             assert_eq!(yv, expected);
             // The decision is the documented function of (seed, position).
             let key = mix64(5 ^ DROPOUT_DOMAIN);
@@ -294,7 +321,10 @@ mod tests {
             let dropped = (n - mask.kept_count()) as f64 / n as f64;
             // Six standard deviations of a binomial proportion.
             let tol = 6.0 * (p * (1.0 - p) / n as f64).sqrt();
-            assert!((dropped - p).abs() < tol, "p {p}: dropped fraction {dropped}");
+            assert!(
+                (dropped - p).abs() < tol,
+                "p {p}: dropped fraction {dropped}"
+            );
             let mean = y.sum() / n as f64;
             let mean_tol = 6.0 * (p / (1.0 - p) / n as f64).sqrt();
             assert!((mean - 1.0).abs() < mean_tol, "p {p}: mean {mean}");
@@ -309,12 +339,21 @@ mod tests {
         // Adjacent seeds: about half the decisions agree, as for independent masks.
         for other in [18, 16, 17 ^ (1 << 63)] {
             let b = DropoutMask::new(&shape, 0.5, other).unwrap();
-            let agree = (0..a.len()).filter(|&i| a.is_kept(i) == b.is_kept(i)).count() as f64 / a.len() as f64;
-            assert!((agree - 0.5).abs() < 0.02, "seed {other}: agreement {agree}");
+            let agree = (0..a.len())
+                .filter(|&i| a.is_kept(i) == b.is_kept(i))
+                .count() as f64
+                / a.len() as f64;
+            assert!(
+                (agree - 0.5).abs() < 0.02,
+                "seed {other}: agreement {agree}"
+            );
         }
         assert_ne!(dropout_seed(1, 2), dropout_seed(2, 1));
         let s: Vec<u64> = (0..4).map(|k| dropout_seed(3, k)).collect();
-        assert!(s.iter().enumerate().all(|(i, a)| s[i + 1..].iter().all(|b| a != b)));
+        assert!(s
+            .iter()
+            .enumerate()
+            .all(|(i, a)| s[i + 1..].iter().all(|b| a != b)));
     }
 
     #[test]
@@ -322,7 +361,10 @@ mod tests {
         let x = Array::from_shape_fn(IxDyn(&[257, 301]), |i| (i[0] as f32).sin() + i[1] as f32);
         assert!(x.len() >= PARALLEL_MIN_ELEMENTS);
         let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
             pool.install(|| {
                 let (y, mask) = dropout(x.view(), 0.3, 77).unwrap();
                 let dx = dropout_backward(x.view(), &mask).unwrap();
@@ -356,12 +398,18 @@ mod tests {
         let x = Array::<f32, _>::ones(IxDyn(&[2, 3]));
         for p in [-0.1, 1.0, 1.5, f64::NAN, f64::INFINITY] {
             let e = dropout(x.view(), p, 0).unwrap_err().to_string();
-            assert!(e.contains("dropout") && e.contains("[0, 1)") && e.contains(&format!("{p}")), "{e}");
+            assert!(
+                e.contains("dropout") && e.contains("[0, 1)") && e.contains(&format!("{p}")),
+                "{e}"
+            );
         }
         let (_, mask) = dropout(x.view(), 0.5, 0).unwrap();
         let g = Array::<f32, _>::ones(IxDyn(&[3, 2]));
         let e = dropout_backward(g.view(), &mask).unwrap_err().to_string();
-        assert!(e.contains("dropout_backward") && e.contains("[3, 2]") && e.contains("[2, 3]"), "{e}");
+        assert!(
+            e.contains("dropout_backward") && e.contains("[3, 2]") && e.contains("[2, 3]"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -381,19 +429,31 @@ mod tests {
     #[test]
     fn memory_is_one_bit_per_element() {
         for (n, bytes) in [(1, 8), (64, 8), (65, 16), (100_000, 12_504)] {
-            assert_eq!(DropoutMask::new(&[n], 0.1, 0).unwrap().memory_bytes(), bytes);
+            assert_eq!(
+                DropoutMask::new(&[n], 0.1, 0).unwrap().memory_bytes(),
+                bytes
+            );
         }
     }
 
     #[test]
     fn gradient_check() {
         let mut rng = StdRng::seed_from_u64(21);
-        for (k, shape) in [vec![3, 1, 5], vec![1, 70], vec![4]].into_iter().enumerate() {
+        for (k, shape) in [vec![3, 1, 5], vec![1, 70], vec![4]]
+            .into_iter()
+            .enumerate()
+        {
             let x = random_array(&mut rng, &shape);
             let (y, mask) = dropout(x.view(), 0.3, k as u64).unwrap();
             let w = random_array(&mut rng, y.shape());
             let g = dropout_backward(w.view(), &mask).unwrap();
-            assert_gradient("dropout", &x, &w, |x| dropout(x.view(), 0.3, k as u64).unwrap().0, &g);
+            assert_gradient(
+                "dropout",
+                &x,
+                &w,
+                |x| dropout(x.view(), 0.3, k as u64).unwrap().0,
+                &g,
+            );
         }
     }
 }

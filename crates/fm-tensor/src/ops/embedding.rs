@@ -21,10 +21,18 @@ use crate::ops::shape::IndexElement;
 const PARALLEL_MIN_ELEMENTS: usize = 1 << 15;
 
 /// Checks every id against `vocab` and returns them flattened in row-major order of `ids`.
-fn validated_ids<I: IndexElement>(op: &'static str, ids: &ArrayViewD<'_, I>, vocab: usize) -> Result<Vec<usize>> {
+fn validated_ids<I: IndexElement>(
+    op: &'static str,
+    ids: &ArrayViewD<'_, I>,
+    vocab: usize,
+) -> Result<Vec<usize>> {
     let flat: Vec<usize> = ids.iter().map(|i| i.to_index()).collect();
     match flat.iter().find(|&&id| id >= vocab) {
-        Some(&index) => Err(TensorError::IndexOutOfBounds { op, index, len: vocab }),
+        Some(&index) => Err(TensorError::IndexOutOfBounds {
+            op,
+            index,
+            len: vocab,
+        }),
         None => Ok(flat),
     }
 }
@@ -52,7 +60,10 @@ fn validated_ids<I: IndexElement>(op: &'static str, ids: &ArrayViewD<'_, I>, voc
 /// assert!(embedding(table.view(), bad.view()).is_err());
 /// # Ok::<(), fm_tensor::TensorError>(())
 /// ```
-pub fn embedding<T: Element, I: IndexElement>(table: ArrayView2<'_, T>, ids: ArrayViewD<'_, I>) -> Result<ArrayD<T>> {
+pub fn embedding<T: Element, I: IndexElement>(
+    table: ArrayView2<'_, T>,
+    ids: ArrayViewD<'_, I>,
+) -> Result<ArrayD<T>> {
     let (vocab, dim) = table.dim();
     let flat = validated_ids("embedding", &ids, vocab)?;
     let mut shape = ids.shape().to_vec();
@@ -68,7 +79,9 @@ pub fn embedding<T: Element, I: IndexElement>(table: ArrayView2<'_, T>, ids: Arr
             }
         };
         if out.len() >= PARALLEL_MIN_ELEMENTS {
-            out.par_chunks_mut(dim).zip(flat.par_iter()).for_each(copy_row);
+            out.par_chunks_mut(dim)
+                .zip(flat.par_iter())
+                .for_each(copy_row);
         } else {
             out.chunks_mut(dim).zip(flat.iter()).for_each(copy_row);
         }
@@ -181,7 +194,12 @@ mod tests {
         let ids32 = ids_array(&[2, 3], vec![4u32, 0, 0, 1, 3, 2]);
         let out = embedding(table.view(), ids32.view()).unwrap();
         assert_eq!(out.shape(), &[2, 3, 3]);
-        for ((i, j), &id) in ids32.view().into_dimensionality::<ndarray::Ix2>().unwrap().indexed_iter() {
+        for ((i, j), &id) in ids32
+            .view()
+            .into_dimensionality::<ndarray::Ix2>()
+            .unwrap()
+            .indexed_iter()
+        {
             assert_eq!(out.slice(ndarray::s![i, j, ..]), table.row(id as usize));
         }
         let ids_usize = ids32.mapv(|v| v as usize);
@@ -191,7 +209,10 @@ mod tests {
         assert_eq!(embedding(stored.t(), ids32.view()).unwrap(), out);
         // 0-d ids: one row.
         let scalar = ids_array(&[], vec![2u32]);
-        assert_eq!(embedding(table.view(), scalar.view()).unwrap(), table.row(2).into_dyn());
+        assert_eq!(
+            embedding(table.view(), scalar.view()).unwrap(),
+            table.row(2).into_dyn()
+        );
     }
 
     #[test]
@@ -199,7 +220,11 @@ mod tests {
         let table = Array2::<f32>::zeros((4, 2));
         let ids = ids_array(&[3], vec![1u32, 9, 7]);
         match embedding(table.view(), ids.view()) {
-            Err(TensorError::IndexOutOfBounds { op: "embedding", index: 9, len: 4 }) => {}
+            Err(TensorError::IndexOutOfBounds {
+                op: "embedding",
+                index: 9,
+                len: 4,
+            }) => {}
             other => panic!("expected IndexOutOfBounds, got {other:?}"),
         }
         let e = embedding(table.view(), ids.view()).unwrap_err().to_string();
@@ -207,7 +232,11 @@ mod tests {
         let grad = ArrayD::<f32>::zeros(IxDyn(&[3, 2]));
         assert!(matches!(
             embedding_backward(grad.view(), ids.view(), 4),
-            Err(TensorError::IndexOutOfBounds { index: 9, len: 4, .. })
+            Err(TensorError::IndexOutOfBounds {
+                index: 9,
+                len: 4,
+                ..
+            })
         ));
     }
 
@@ -216,8 +245,15 @@ mod tests {
         let ids = ids_array(&[2, 3], vec![0u32; 6]);
         for bad in [&[2, 3][..], &[3, 2, 4], &[2, 3, 4, 1]] {
             let grad = ArrayD::<f32>::zeros(IxDyn(bad));
-            let e = embedding_backward(grad.view(), ids.view(), 5).unwrap_err().to_string();
-            assert!(e.contains("embedding_backward") && e.contains(&format!("{bad:?}")) && e.contains("[2, 3]"), "{e}");
+            let e = embedding_backward(grad.view(), ids.view(), 5)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("embedding_backward")
+                    && e.contains(&format!("{bad:?}"))
+                    && e.contains("[2, 3]"),
+                "{e}"
+            );
         }
     }
 
@@ -234,8 +270,18 @@ mod tests {
         let ids = ids_array(&[2], vec![3u32, 1]);
         assert_eq!(embedding(thin.view(), ids.view()).unwrap().shape(), &[2, 0]);
         let none = ids_array::<u32>(&[0], vec![]);
-        assert_eq!(embedding(Array2::<f32>::zeros((0, 3)).view(), none.view()).unwrap().shape(), &[0, 3]);
-        assert_eq!(embedding_backward(ArrayD::<f32>::zeros(IxDyn(&[2, 0])).view(), ids.view(), 4).unwrap().dim(), (4, 0));
+        assert_eq!(
+            embedding(Array2::<f32>::zeros((0, 3)).view(), none.view())
+                .unwrap()
+                .shape(),
+            &[0, 3]
+        );
+        assert_eq!(
+            embedding_backward(ArrayD::<f32>::zeros(IxDyn(&[2, 0])).view(), ids.view(), 4)
+                .unwrap()
+                .dim(),
+            (4, 0)
+        );
     }
 
     #[test]
@@ -249,16 +295,30 @@ mod tests {
     #[test]
     fn gradient_check() {
         let mut rng = StdRng::seed_from_u64(11);
-        for (vocab, dim, ids_shape) in [(5, 3, vec![2, 4]), (1, 1, vec![3]), (4, 2, vec![1, 1, 5]), (6, 1, vec![])] {
+        for (vocab, dim, ids_shape) in [
+            (5, 3, vec![2, 4]),
+            (1, 1, vec![3]),
+            (4, 2, vec![1, 1, 5]),
+            (6, 1, vec![]),
+        ] {
             let n: usize = ids_shape.iter().product();
-            let ids = ids_array(&ids_shape, (0..n).map(|_| rng.random_range(0..vocab as u32)).collect());
+            let ids = ids_array(
+                &ids_shape,
+                (0..n).map(|_| rng.random_range(0..vocab as u32)).collect(),
+            );
             let table = random_array(&mut rng, &[vocab, dim]);
             let mut out_shape = ids_shape.clone();
             out_shape.push(dim);
             let w = random_array(&mut rng, &out_shape);
-            let d = embedding_backward(w.view(), ids.view(), vocab).unwrap().into_dyn();
+            let d = embedding_backward(w.view(), ids.view(), vocab)
+                .unwrap()
+                .into_dyn();
             let forward = |t: &ArrayD<f64>| {
-                embedding(t.view().into_dimensionality::<ndarray::Ix2>().unwrap(), ids.view()).unwrap()
+                embedding(
+                    t.view().into_dimensionality::<ndarray::Ix2>().unwrap(),
+                    ids.view(),
+                )
+                .unwrap()
             };
             assert_gradient("embedding", &table.into_dyn(), &w, forward, &d);
         }
@@ -270,10 +330,20 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(12);
         let (vocab, dim, tokens) = (37, 48, 2048);
         assert!(tokens * dim >= PARALLEL_MIN_ELEMENTS);
-        let ids = ids_array(&[8, tokens / 8], (0..tokens).map(|_| rng.random_range(0..vocab as u32)).collect());
-        let grad = ArrayD::from_shape_fn(IxDyn(&[8, tokens / 8, dim]), |_| rng.random_range(-1.0f32..1.0));
+        let ids = ids_array(
+            &[8, tokens / 8],
+            (0..tokens)
+                .map(|_| rng.random_range(0..vocab as u32))
+                .collect(),
+        );
+        let grad = ArrayD::from_shape_fn(IxDyn(&[8, tokens / 8, dim]), |_| {
+            rng.random_range(-1.0f32..1.0)
+        });
         let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
             pool.install(|| embedding_backward(grad.view(), ids.view(), vocab).unwrap())
         };
         let one = run(1);
@@ -292,16 +362,28 @@ mod tests {
         // The counting-sort path, called directly, too.
         let mut by_row = vec![0.0f32; vocab * dim];
         scatter_add_by_row(&mut by_row, g2.as_slice().unwrap(), &flat_ids, vocab, dim);
-        assert_eq!(Array1::from(by_row).iter().map(|v| v.to_bits()).collect::<Vec<_>>(), bits(&reference));
+        assert_eq!(
+            Array1::from(by_row)
+                .iter()
+                .map(|v| v.to_bits())
+                .collect::<Vec<_>>(),
+            bits(&reference)
+        );
     }
 
     #[test]
     fn forward_is_identical_for_1_and_2_threads() {
         let mut rng = StdRng::seed_from_u64(13);
         let table = Array::from_shape_fn((100, 64), |_| rng.random_range(-1.0f32..1.0));
-        let ids = ids_array(&[1024], (0..1024).map(|_| rng.random_range(0..100u32)).collect());
+        let ids = ids_array(
+            &[1024],
+            (0..1024).map(|_| rng.random_range(0..100u32)).collect(),
+        );
         let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
             pool.install(|| embedding(table.view(), ids.view()).unwrap())
         };
         let one = run(1);

@@ -4,10 +4,11 @@
 //! expected output equals the input ("inverted" dropout: nothing to rescale at inference).
 //!
 //! The keep/drop decision for the element at row-major position `i` is a pure function of
-//! `(seed, i)`: a counter-based generator hashes the pair with the SplitMix64 finaliser, and the
-//! element is dropped when the 64-bit hash falls below `p · 2⁶⁴`. Any split of the elements over
-//! threads therefore produces the same bits, and a mask can be rebuilt from its seed instead of
-//! being stored ([`DropoutMask::new`]).
+//! `(seed, i)`: a counter-based generator hashes the seed's key and the counter `i / 2` with the
+//! SplitMix64 finaliser, and element `i` takes the low (even `i`) or high (odd `i`) 32 bits of that
+//! hash; it is dropped when those bits fall below `floor(p · 2³²)` (so `p` is honoured to within
+//! 2⁻³²). Any split of the elements over threads therefore produces the same bits, and a mask can be
+//! rebuilt from its seed instead of being stored ([`DropoutMask::new`]).
 //!
 //! The mask is stored as one bit per element (`len / 8` bytes, rounded up to whole `u64` words):
 //! 1/32 of an `f32` activation of the same shape.
@@ -39,8 +40,10 @@ fn mix64(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// The random bits of element `index` under `key`: the `index`-th output of a SplitMix64 stream
-/// started at `key`, computed directly from the counter.
+/// The 64 random bits of counter `index` under `key` (they decide elements `2·index` and
+/// `2·index + 1`): the `index`-th output of a SplitMix64 stream started at `key`. This is the
+/// definition; [`keep_word`] computes the same values by stepping the counter state.
+#[cfg(test)]
 #[inline]
 fn element_bits(key: u64, index: u64) -> u64 {
     mix64(key.wrapping_add(index.wrapping_add(1).wrapping_mul(GOLDEN_GAMMA)))
@@ -58,6 +61,12 @@ fn element_bits(key: u64, index: u64) -> u64 {
 /// ```
 pub fn dropout_seed(base_seed: u64, stream: u64) -> u64 {
     mix64(mix64(base_seed ^ DROPOUT_DOMAIN).wrapping_add(mix64(stream.wrapping_add(GOLDEN_GAMMA))))
+}
+
+/// `floor(p · 2³²)`: 32 random bits below it mean "drop". Exact, since scaling by 2³² only changes
+/// the exponent, and below 2³² for every `p < 1`.
+fn drop_threshold(p: f64) -> u32 {
+    (p * 4_294_967_296.0) as u32
 }
 
 fn check_probability(op: &'static str, p: f64) -> Result<()> {
@@ -83,13 +92,19 @@ pub struct DropoutMask {
     keep: Vec<u64>,
 }
 
-/// The keep bits of word `word` (elements `64·word ..`, `count <= 64` of them).
+/// The keep bits of word `word` (elements `64·word .. 64·word + 64`): 32 hashes, two decisions each.
+/// Bits for elements past the end are cleared by the caller.
 #[inline]
-fn keep_word(key: u64, threshold: u64, word: usize, count: usize) -> u64 {
-    let base = (word * 64) as u64;
+fn keep_word(key: u64, threshold: u32, word: usize) -> u64 {
+    // element_bits(key, c) for c = 32·word, 32·word + 1, ..., stepping the counter state directly.
+    let mut state = key.wrapping_add((word as u64 * 32 + 1).wrapping_mul(GOLDEN_GAMMA));
     let mut bits = 0u64;
-    for b in 0..count {
-        bits |= u64::from(element_bits(key, base + b as u64) >= threshold) << b;
+    for k in 0..32 {
+        let h = mix64(state);
+        state = state.wrapping_add(GOLDEN_GAMMA);
+        let even = u64::from(h as u32 >= threshold);
+        let odd = u64::from((h >> 32) as u32 >= threshold);
+        bits |= (even | odd << 1) << (2 * k);
     }
     bits
 }
@@ -120,9 +135,10 @@ impl DropoutMask {
                 .for_each(|(w, k)| *k = u64::MAX >> (64 - count(w)));
         } else {
             let key = mix64(seed ^ DROPOUT_DOMAIN);
-            // p < 1, so p·2⁶⁴ < 2⁶⁴; the cast saturates in the one case where it rounds up to 2⁶⁴.
-            let threshold = (p * 18_446_744_073_709_551_616.0) as u64;
-            let fill = |(w, k): (usize, &mut u64)| *k = keep_word(key, threshold, w, count(w));
+            let threshold = drop_threshold(p);
+            let fill = |(w, k): (usize, &mut u64)| {
+                *k = keep_word(key, threshold, w) & (u64::MAX >> (64 - count(w)))
+            };
             if len >= PARALLEL_MIN_ELEMENTS {
                 keep.par_iter_mut().enumerate().for_each(fill);
             } else {
@@ -182,18 +198,40 @@ impl DropoutMask {
         self.keep.len() * std::mem::size_of::<u64>()
     }
 
-    /// `x * scale` where kept, exactly zero where dropped (so a NaN or infinity in a dropped
-    /// position does not leak through), in standard layout.
+    /// `x * (1 / (1 - p))` where kept and `x * 0` where dropped, in standard layout.
     fn apply<T: Element>(&self, x: ArrayViewD<'_, T>) -> ArrayD<T> {
         let scale: T = self.scale();
+        // factors[byte][j] is the multiplier of the element under bit j of a mask byte. Looking up
+        // 8 factors per byte turns masking into a plain multiply, which vectorizes; testing bits one
+        // by one does not.
+        let factors: Vec<[T; 8]> = (0..256usize)
+            .map(|byte| std::array::from_fn(|j| if byte >> j & 1 == 1 { scale } else { T::zero() }))
+            .collect();
         let x = x.as_standard_layout();
         let src = x.as_slice().expect("standard layout");
         let mut out = vec![T::zero(); src.len()];
         let mask_chunk = |((dst, src), &bits): ((&mut [T], &[T]), &u64)| {
-            for (b, (d, &s)) in dst.iter_mut().zip(src).enumerate() {
-                if bits >> b & 1 == 1 {
-                    *d = s * scale;
+            // A full word has no tail byte: its index 8 shifts every bit out (checked_shr gives None).
+            let factors_of = |byte: usize| {
+                &factors[bits.checked_shr(8 * byte as u32).unwrap_or(0) as usize & 0xFF]
+            };
+            let full = dst.len() / 8;
+            let mut dst8 = dst.chunks_exact_mut(8);
+            let mut src8 = src.chunks_exact(8);
+            // Whole groups of 8 have a known length, so the inner loop compiles to vector code.
+            for (i, (d8, s8)) in (&mut dst8).zip(&mut src8).enumerate() {
+                for ((d, &s), &m) in d8.iter_mut().zip(s8).zip(factors_of(i)) {
+                    *d = s * m;
                 }
+            }
+            let tail_factors = factors_of(full);
+            for ((d, &s), &m) in dst8
+                .into_remainder()
+                .iter_mut()
+                .zip(src8.remainder())
+                .zip(tail_factors)
+            {
+                *d = s * m;
             }
         };
         if src.len() >= PARALLEL_MIN_ELEMENTS {
@@ -214,7 +252,8 @@ impl DropoutMask {
 /// Inverted dropout of `x` with drop probability `p`, seeded by `seed`: returns the output and the
 /// mask its backward needs.
 ///
-/// Kept elements are multiplied by `1 / (1 - p)` (rounded to `T`); dropped ones are exactly zero.
+/// Kept elements are multiplied by `1 / (1 - p)` (rounded to `T`), dropped ones by zero (so a NaN or
+/// infinity stays visible as NaN, as in PyTorch).
 /// `p = 0` returns a copy of `x` with an all-kept mask. Elements are numbered in row-major order of
 /// `x`'s logical shape, whatever its memory layout, and the mask depends only on `(shape, p, seed)`.
 /// The output is a fresh standard-layout array.
@@ -243,7 +282,8 @@ pub fn dropout<T: Element>(
     Ok((y, mask))
 }
 
-/// Gradient of [`dropout`]: `grad * 1 / (1 - p)` where the mask kept the element, zero elsewhere.
+/// Gradient of [`dropout`]: `grad * (1 / (1 - p))` where the mask kept the element, `grad * 0`
+/// elsewhere.
 ///
 /// Errors when `grad`'s shape differs from the mask's (naming both).
 pub fn dropout_backward<T: Element>(
@@ -278,6 +318,14 @@ mod tests {
     }
 
     #[test]
+    fn threshold_is_floor_of_p_times_2_pow_32() {
+        assert_eq!(drop_threshold(0.0), 0);
+        assert_eq!(drop_threshold(0.5), 1 << 31);
+        assert_eq!(drop_threshold(0.1), 429_496_729);
+        assert_eq!(drop_threshold(1.0 - f64::EPSILON / 2.0), u32::MAX);
+    }
+
+    #[test]
     fn zero_probability_is_identity() {
         let x = Array::from_shape_fn(IxDyn(&[3, 70]), |i| (i[0] * 70 + i[1]) as f32 - 50.0);
         let (y, mask) = dropout(x.view(), 0.0, 99).unwrap();
@@ -302,14 +350,18 @@ mod tests {
             assert_eq!(yv, expected);
             // The decision is the documented function of (seed, position).
             let key = mix64(5 ^ DROPOUT_DOMAIN);
-            let kept = element_bits(key, i as u64) >= (0.75 * 2f64.powi(64)) as u64;
+            let h = element_bits(key, i as u64 / 2);
+            let half = if i % 2 == 0 { h & 0xFFFF_FFFF } else { h >> 32 };
+            let kept = half >= 3 << 30; // 0.75 · 2³²
             assert_eq!(mask.is_kept(i), Some(kept));
         }
-        // Dropped positions are exactly zero even for non-finite inputs.
-        let z = Array::from_elem(IxDyn(&[200]), f32::NAN);
+        // Dropped positions are x·0: a non-finite input stays visible as NaN (as in PyTorch).
+        let z =
+            Array::from_shape_vec(IxDyn(&[4]), vec![f32::NAN, f32::INFINITY, -1.0, 1.0]).unwrap();
         let (y, mask) = dropout(z.view(), 0.5, 1).unwrap();
-        assert_eq!(y.iter().filter(|v| v.is_nan()).count(), mask.kept_count());
-        assert!(mask.kept_count() > 0 && mask.kept_count() < 200);
+        assert!(y[[0]].is_nan());
+        assert_eq!(y[[1]].is_nan(), !mask.is_kept(1).unwrap());
+        assert_eq!(y[[3]], if mask.is_kept(3).unwrap() { 2.0 } else { 0.0 });
     }
 
     #[test]

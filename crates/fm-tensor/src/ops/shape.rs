@@ -18,6 +18,7 @@
 use std::fmt::Debug;
 
 use ndarray::{ArrayD, ArrayViewD, Axis, CowArray, IxDyn, Slice, Zip};
+use rayon::prelude::*;
 
 use crate::element::Element;
 use crate::error::{Result, TensorError};
@@ -81,14 +82,30 @@ impl IndexElement for usize {
     }
 }
 
+/// Output elements per parallel task in [`gather_lanes`]: enough work to outweigh a task's
+/// scheduling cost, small enough to balance over a few threads.
+const COPY_TASK_ELEMENTS: usize = 1 << 14;
+
 /// Copies any view into a fresh array in standard (row-major) layout.
 ///
-/// A standard-layout input is a single `memcpy`; a strided input is copied by `Zip` (inner loops over
-/// strides), in parallel above [`PARALLEL_COPY_MIN_ELEMENTS`]. Each output element is written by
-/// exactly one thread, so the result does not depend on the thread count.
+/// A standard-layout input is a single `memcpy`. A permutation of a contiguous array (what
+/// [`permute`] and [`transpose`] produce) is copied lane by lane along the last axis, a `memcpy` per
+/// lane when that axis is contiguous in the input. Anything else (steps, broadcasts, negative
+/// strides) goes through ndarray's `Zip`. Above [`PARALLEL_COPY_MIN_ELEMENTS`] the copy is split
+/// over the rayon pool; each output element is written by exactly one thread, so the result does not
+/// depend on the thread count.
 pub(crate) fn to_standard_owned<T: Element>(x: ArrayViewD<'_, T>) -> ArrayD<T> {
     if x.is_standard_layout() {
         return x.to_owned();
+    }
+    if x.strides().iter().all(|&s| s >= 0) {
+        if let Some(src) = x.as_slice_memory_order() {
+            // Non-negative strides: element [0, 0, ..] is the block's first element, at offset 0.
+            let strides: Vec<usize> = x.strides().iter().map(|&s| s as usize).collect();
+            let mut out = vec![T::zero(); x.len()];
+            gather_lanes(src, x.shape(), &strides, &mut out);
+            return ArrayD::from_shape_vec(x.raw_dim(), out).expect("length matches shape");
+        }
     }
     let mut out = ArrayD::<T>::zeros(x.raw_dim());
     let zip = Zip::from(&mut out).and(&x);
@@ -98,6 +115,61 @@ pub(crate) fn to_standard_owned<T: Element>(x: ArrayViewD<'_, T>) -> ArrayD<T> {
         zip.for_each(|o, &v| *o = v);
     }
     out
+}
+
+/// Writes the elements at `sum(index[k] * strides[k])` of `src`, for every index of `shape` in
+/// row-major order, into `out`. `shape` has rank >= 1; `out.len()` is its element count.
+fn gather_lanes<T: Copy + Send + Sync>(
+    src: &[T],
+    shape: &[usize],
+    strides: &[usize],
+    out: &mut [T],
+) {
+    if out.is_empty() {
+        return;
+    }
+    let n = shape.len();
+    let inner = shape[n - 1];
+    let inner_stride = strides[n - 1];
+    let (outer_shape, outer_strides) = (&shape[..n - 1], &strides[..n - 1]);
+    let copy_rows = |first_row: usize, dst: &mut [T]| {
+        // The outer multi-index of `first_row`, and its offset in `src`.
+        let mut idx = vec![0; n - 1];
+        let mut rest = first_row;
+        let mut offset = 0;
+        for k in (0..n - 1).rev() {
+            idx[k] = rest % outer_shape[k];
+            rest /= outer_shape[k];
+            offset += idx[k] * outer_strides[k];
+        }
+        for lane in dst.chunks_exact_mut(inner) {
+            if inner_stride == 1 {
+                lane.copy_from_slice(&src[offset..offset + inner]);
+            } else {
+                for (j, d) in lane.iter_mut().enumerate() {
+                    *d = src[offset + j * inner_stride];
+                }
+            }
+            // Odometer step over the outer axes.
+            for k in (0..n - 1).rev() {
+                idx[k] += 1;
+                offset += outer_strides[k];
+                if idx[k] < outer_shape[k] {
+                    break;
+                }
+                offset -= idx[k] * outer_strides[k];
+                idx[k] = 0;
+            }
+        }
+    };
+    let rows_per_task = (COPY_TASK_ELEMENTS / inner).max(1);
+    if out.len() >= PARALLEL_COPY_MIN_ELEMENTS {
+        out.par_chunks_mut(rows_per_task * inner)
+            .enumerate()
+            .for_each(|(task, dst)| copy_rows(task * rows_per_task, dst));
+    } else {
+        copy_rows(0, out);
+    }
 }
 
 fn product(dims: &[usize]) -> usize {
@@ -1064,6 +1136,40 @@ mod tests {
         assert_eq!(a, serial);
         assert_eq!(a, b);
         assert!(b.is_standard_layout());
+    }
+
+    #[test]
+    fn standard_copy_matches_logical_order_for_every_layout() {
+        let mut rng = StdRng::seed_from_u64(8);
+        for round in 0..40 {
+            let ndim = rng.random_range(1..=4);
+            let shape = random_shape(&mut rng, ndim, 5);
+            let x = iota(&shape);
+            let mut axes: Vec<usize> = (0..ndim).collect();
+            for i in (1..ndim).rev() {
+                axes.swap(i, rng.random_range(0..=i));
+            }
+            let permuted = x.view().permuted_axes(IxDyn(&axes));
+            let mut views = vec![permuted.clone()];
+            // A stepped slice, a reversed axis and a broadcast take the general path.
+            let len0 = permuted.shape()[0];
+            views.push(
+                permuted
+                    .clone()
+                    .slice_axis_move(Axis(0), Slice::new(0, Some(len0 as isize), 2)),
+            );
+            let mut reversed = permuted.clone();
+            reversed.invert_axis(Axis(ndim - 1));
+            views.push(reversed);
+            let mut wide = permuted.shape().to_vec();
+            wide.insert(0, 3);
+            views.push(permuted.broadcast(IxDyn(&wide)).unwrap());
+            for v in views {
+                let owned = to_standard_owned(v.clone());
+                assert!(owned.is_standard_layout(), "round {round}");
+                assert_eq!(owned, v, "round {round}: axes {axes:?} shape {shape:?}");
+            }
+        }
     }
 
     #[test]

@@ -2,10 +2,11 @@
 //! squeeze/unsqueeze and broadcast, each with its backward beside it.
 //!
 //! Every kernel takes an [`ArrayViewD`] (any strides) and returns an owned array in standard
-//! (row-major, C-contiguous) layout, because the autograd tape stores owned tensors. That means every
-//! forward and backward here makes exactly one copy of the data it returns; none of them ever hands
-//! back a strided view. "Row-major" is also the order in which [`reshape`] reads elements, whatever the
-//! memory layout of the input.
+//! (row-major, C-contiguous) layout, because the autograd tape stores owned tensors. So every forward
+//! and backward here copies the data it returns, once; none of them hands back a strided view. The
+//! block-copying kernels ([`concat()`], [`split`], [`index_select`] and their backwards) first make a
+//! strided input contiguous, a second copy that a contiguous input does not pay. "Row-major" is also
+//! the order in which [`reshape`] reads elements, whatever the memory layout of the input.
 //!
 //! Axes are `isize` where a negative axis is natural (`-1` is the last axis) and are resolved by
 //! [`normalize_axis`]; permutations take `usize` axes. Index lists are any [`IndexElement`] (`u32`,
@@ -537,7 +538,7 @@ pub fn concat<T: Element>(inputs: &[ArrayViewD<'_, T>], axis: isize) -> Result<A
     Ok(ArrayD::from_shape_vec(IxDyn(&out_shape), data).expect("length matches shape"))
 }
 
-/// Gradient of [`concat`]: `grad` split along `axis` into the inputs' lengths `sizes`
+/// Gradient of [`concat()`]: `grad` split along `axis` into the inputs' lengths `sizes`
 /// (the same as [`split`]).
 pub fn concat_backward<T: Element>(
     grad: ArrayViewD<'_, T>,

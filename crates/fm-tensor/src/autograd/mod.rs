@@ -18,6 +18,7 @@ mod var;
 
 pub use gradcheck::{check_gradients, GradCheckConfig, GradCheckReport};
 pub use op::{BackwardContext, CustomOp};
+pub use ops::shape::concat;
 pub use params::{ParamId, ParamStore, Parameter};
 pub use tape::{Gradients, Tape};
 pub use var::Var;

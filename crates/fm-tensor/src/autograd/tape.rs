@@ -155,7 +155,10 @@ impl<T: Element> Tape<T> {
         // reach the tape, so the borrow cannot conflict.
         let (output, requires_grad) = {
             let nodes = self.nodes.borrow();
-            let views: Vec<ArrayViewD<'_, T>> = inputs.iter().map(|v| nodes[v.index()].value.view()).collect();
+            let views: Vec<ArrayViewD<'_, T>> = inputs
+                .iter()
+                .map(|v| nodes[v.index()].value.view())
+                .collect();
             let requires_grad = inputs.iter().any(|v| nodes[v.index()].requires_grad);
             (Tensor::from(op.forward(&views)?), requires_grad)
         };

@@ -1,4 +1,6 @@
 //! Built-in ops as [`CustomOp`](crate::autograd::CustomOp) implementations: thin adapters from the
 //! tape to the kernels in [`crate::ops`] and [`crate::gemm`]. One file per kernel family.
 
+pub(crate) mod embedding;
 pub(crate) mod linalg;
+pub(crate) mod shape;

@@ -13,7 +13,11 @@ fn single<T: Element>(
     ctx: &BackwardContext<'_, T>,
     grad_fn: impl FnOnce(ArrayViewD<'_, T>) -> Result<ArrayD<T>>,
 ) -> Result<Vec<Option<ArrayD<T>>>> {
-    Ok(vec![if ctx.needs_grad[0] { Some(grad_fn(ctx.grad_output.clone())?) } else { None }])
+    Ok(vec![if ctx.needs_grad[0] {
+        Some(grad_fn(ctx.grad_output.clone())?)
+    } else {
+        None
+    }])
 }
 
 struct Reshape {
@@ -61,7 +65,9 @@ impl<T: Element> CustomOp<T> for Transpose {
         shape::transpose(inputs[0].clone(), self.axis_a, self.axis_b)
     }
     fn backward(&self, ctx: &BackwardContext<'_, T>) -> Result<Vec<Option<ArrayD<T>>>> {
-        single(ctx, |g| shape::transpose_backward(g, self.axis_a, self.axis_b))
+        single(ctx, |g| {
+            shape::transpose_backward(g, self.axis_a, self.axis_b)
+        })
     }
 }
 
@@ -77,10 +83,25 @@ impl<T: Element> CustomOp<T> for SliceAxis {
         "slice"
     }
     fn forward(&mut self, inputs: &[ArrayViewD<'_, T>]) -> Result<ArrayD<T>> {
-        shape::slice_axis(inputs[0].clone(), self.axis, self.start, self.end, self.step)
+        shape::slice_axis(
+            inputs[0].clone(),
+            self.axis,
+            self.start,
+            self.end,
+            self.step,
+        )
     }
     fn backward(&self, ctx: &BackwardContext<'_, T>) -> Result<Vec<Option<ArrayD<T>>>> {
-        single(ctx, |g| shape::slice_axis_backward(g, ctx.inputs[0].shape(), self.axis, self.start, self.end, self.step))
+        single(ctx, |g| {
+            shape::slice_axis_backward(
+                g,
+                ctx.inputs[0].shape(),
+                self.axis,
+                self.start,
+                self.end,
+                self.step,
+            )
+        })
     }
 }
 
@@ -99,7 +120,11 @@ impl<T: Element> CustomOp<T> for Concat {
         let axis = shape::normalize_axis("concat", self.axis, ctx.output.ndim())?;
         let sizes: Vec<usize> = ctx.inputs.iter().map(|x| x.shape()[axis]).collect();
         let pieces = shape::concat_backward(ctx.grad_output.clone(), &sizes, self.axis)?;
-        Ok(pieces.into_iter().zip(ctx.needs_grad).map(|(g, &needed)| needed.then_some(g)).collect())
+        Ok(pieces
+            .into_iter()
+            .zip(ctx.needs_grad)
+            .map(|(g, &needed)| needed.then_some(g))
+            .collect())
     }
 }
 
@@ -116,7 +141,9 @@ impl<T: Element> CustomOp<T> for IndexSelect {
         shape::index_select(inputs[0].clone(), self.axis, &self.indices)
     }
     fn backward(&self, ctx: &BackwardContext<'_, T>) -> Result<Vec<Option<ArrayD<T>>>> {
-        single(ctx, |g| shape::index_select_backward(g, ctx.inputs[0].shape(), self.axis, &self.indices))
+        single(ctx, |g| {
+            shape::index_select_backward(g, ctx.inputs[0].shape(), self.axis, &self.indices)
+        })
     }
 }
 
@@ -164,14 +191,21 @@ impl<T: Element> CustomOp<T> for BroadcastTo {
         shape::broadcast_to(inputs[0].clone(), &self.shape)
     }
     fn backward(&self, ctx: &BackwardContext<'_, T>) -> Result<Vec<Option<ArrayD<T>>>> {
-        single(ctx, |g| shape::broadcast_to_backward(g, ctx.inputs[0].shape()))
+        single(ctx, |g| {
+            shape::broadcast_to_backward(g, ctx.inputs[0].shape())
+        })
     }
 }
 
 impl<'t, T: Element> Var<'t, T> {
     /// Same data in a new shape; one entry may be `-1` (inferred). Copies into standard layout.
     pub fn reshape(self, shape: &[isize]) -> Result<Var<'t, T>> {
-        self.tape().apply(Reshape { spec: shape.to_vec() }, &[self])
+        self.tape().apply(
+            Reshape {
+                spec: shape.to_vec(),
+            },
+            &[self],
+        )
     }
 
     /// Swaps two axes (negative axes count from the end).
@@ -181,12 +215,25 @@ impl<'t, T: Element> Var<'t, T> {
 
     /// Reorders the axes: output axis `i` is input axis `axes[i]`.
     pub fn permute(self, axes: &[usize]) -> Result<Var<'t, T>> {
-        self.tape().apply(Permute { axes: axes.to_vec() }, &[self])
+        self.tape().apply(
+            Permute {
+                axes: axes.to_vec(),
+            },
+            &[self],
+        )
     }
 
     /// Elements `start..end` (every `step`-th) along `axis`.
     pub fn slice(self, axis: isize, start: usize, end: usize, step: usize) -> Result<Var<'t, T>> {
-        self.tape().apply(SliceAxis { axis, start, end, step }, &[self])
+        self.tape().apply(
+            SliceAxis {
+                axis,
+                start,
+                end,
+                step,
+            },
+            &[self],
+        )
     }
 
     /// Splits along `axis` into consecutive pieces of the given sizes (which must sum to the axis
@@ -198,7 +245,10 @@ impl<'t, T: Element> Var<'t, T> {
         if sizes.iter().sum::<usize>() != shape[a] {
             return Err(TensorError::invalid_argument(
                 "split",
-                format!("sizes {sizes:?} do not sum to the length {} of axis {a} of shape {shape:?}", shape[a]),
+                format!(
+                    "sizes {sizes:?} do not sum to the length {} of axis {a} of shape {shape:?}",
+                    shape[a]
+                ),
             ));
         }
         let mut start = 0;
@@ -214,7 +264,13 @@ impl<'t, T: Element> Var<'t, T> {
 
     /// Gathers whole slices along `axis` at `indices` (repeats allowed).
     pub fn index_select(self, axis: isize, indices: &[usize]) -> Result<Var<'t, T>> {
-        self.tape().apply(IndexSelect { axis, indices: indices.to_vec() }, &[self])
+        self.tape().apply(
+            IndexSelect {
+                axis,
+                indices: indices.to_vec(),
+            },
+            &[self],
+        )
     }
 
     /// Removes an axis of length 1.
@@ -229,12 +285,19 @@ impl<'t, T: Element> Var<'t, T> {
 
     /// Broadcasts to `shape` (NumPy rules), materialising the result.
     pub fn broadcast_to(self, shape: &[usize]) -> Result<Var<'t, T>> {
-        self.tape().apply(BroadcastTo { shape: shape.to_vec() }, &[self])
+        self.tape().apply(
+            BroadcastTo {
+                shape: shape.to_vec(),
+            },
+            &[self],
+        )
     }
 }
 
 /// Concatenates variables along `axis`; all other axes must agree.
 pub fn concat<'t, T: Element>(inputs: &[Var<'t, T>], axis: isize) -> Result<Var<'t, T>> {
-    let first = inputs.first().ok_or_else(|| TensorError::invalid_argument("concat", "needs at least one input"))?;
+    let first = inputs
+        .first()
+        .ok_or_else(|| TensorError::invalid_argument("concat", "needs at least one input"))?;
     first.tape().apply(Concat { axis }, inputs)
 }

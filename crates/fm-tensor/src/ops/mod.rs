@@ -6,3 +6,4 @@ pub mod reduce;
 
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod special;

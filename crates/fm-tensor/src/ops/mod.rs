@@ -1,9 +1,10 @@
 //! Kernels on plain ndarray: the ops a Transformer needs, forward and backward as separate functions.
 
 pub mod broadcast;
+pub mod elementwise;
 pub(crate) mod parallel;
 pub mod reduce;
+pub mod special;
 
 #[cfg(test)]
 pub(crate) mod testing;
-pub mod special;

@@ -41,6 +41,28 @@ where
     }
 }
 
+/// Like [`for_each_chunk_mut`] over two equally long slices at once: `body(index, chunk_a, chunk_b)`
+/// gets the chunks with the same index.
+pub(crate) fn for_each_chunk_pair_mut<T, F>(a: &mut [T], b: &mut [T], chunk_len: usize, parallel: bool, body: F)
+where
+    T: Send,
+    F: Fn(usize, &mut [T], &mut [T]) + Sync + Send,
+{
+    assert_eq!(a.len(), b.len(), "paired chunks need equally long slices");
+    let chunk_len = chunk_len.max(1);
+    if parallel {
+        a.par_chunks_mut(chunk_len)
+            .zip(b.par_chunks_mut(chunk_len))
+            .enumerate()
+            .for_each(|(i, (ca, cb))| body(i, ca, cb));
+    } else {
+        a.chunks_mut(chunk_len)
+            .zip(b.chunks_mut(chunk_len))
+            .enumerate()
+            .for_each(|(i, (ca, cb))| body(i, ca, cb));
+    }
+}
+
 /// Maps `produce(index)` over `0..count`, in parallel when `parallel` is set, returning the results
 /// in index order (so combining them afterwards is deterministic).
 pub(crate) fn map_indices<R, F>(count: usize, parallel: bool, produce: F) -> Vec<R>

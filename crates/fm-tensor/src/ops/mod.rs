@@ -1,5 +1,6 @@
 //! Kernels on plain ndarray: the ops a Transformer needs, forward and backward as separate functions.
 
+pub mod activation;
 pub mod broadcast;
 pub mod elementwise;
 pub(crate) mod parallel;

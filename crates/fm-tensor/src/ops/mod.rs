@@ -5,6 +5,7 @@ pub mod broadcast;
 pub mod elementwise;
 pub(crate) mod parallel;
 pub mod reduce;
+pub mod softmax;
 pub mod special;
 
 #[cfg(test)]

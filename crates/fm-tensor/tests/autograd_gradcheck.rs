@@ -126,3 +126,157 @@ fn embedding_and_dropout() {
         &[rand(&[4, 7], 21)],
     );
 }
+
+#[test]
+fn binary_ops_with_broadcasting() {
+    // [3, 1, 4] against [5, 1]: both sides broadcast.
+    let a = rand(&[3, 1, 4], 30);
+    let b = rand(&[5, 1], 31);
+    check("add", |_, v| v[0].add(v[1]), &[a.clone(), b.clone()]);
+    check("sub", |_, v| v[0].sub(v[1]), &[a.clone(), b.clone()]);
+    check("mul", |_, v| v[0].mul(v[1]), &[a.clone(), b.clone()]);
+    check(
+        "div",
+        |_, v| v[0].div(v[1]),
+        &[a.clone(), positive(&[5, 1], 32)],
+    );
+    check(
+        "pow",
+        |_, v| v[0].pow(v[1]),
+        &[positive(&[3, 1, 4], 33), b.clone()],
+    );
+    check(
+        "maximum",
+        |_, v| v[0].maximum(v[1]),
+        &[a.clone(), b.clone()],
+    );
+    check("minimum", |_, v| v[0].minimum(v[1]), &[a, b]);
+    check(
+        "same shape",
+        |_, v| v[0].mul(v[1]),
+        &[rand(&[2, 3], 34), rand(&[2, 3], 35)],
+    );
+    check(
+        "scalar operand",
+        |_, v| v[0].add(v[1]),
+        &[rand(&[2, 3], 36), rand(&[], 37)],
+    );
+}
+
+#[test]
+fn unary_ops() {
+    let x = rand(&[2, 1, 5], 40);
+    let p = positive(&[2, 1, 5], 41);
+    check("neg", |_, v| v[0].neg(), std::slice::from_ref(&x));
+    check("exp", |_, v| v[0].exp(), std::slice::from_ref(&x));
+    check("log", |_, v| v[0].log(), std::slice::from_ref(&p));
+    check("sqrt", |_, v| v[0].sqrt(), std::slice::from_ref(&p));
+    check("rsqrt", |_, v| v[0].rsqrt(), std::slice::from_ref(&p));
+    check("abs", |_, v| v[0].abs(), std::slice::from_ref(&p));
+    check("square", |_, v| v[0].square(), std::slice::from_ref(&x));
+    check(
+        "reciprocal",
+        |_, v| v[0].reciprocal(),
+        std::slice::from_ref(&p),
+    );
+    check(
+        "add_scalar",
+        |_, v| v[0].add_scalar(2.5),
+        std::slice::from_ref(&x),
+    );
+    check(
+        "mul_scalar",
+        |_, v| v[0].mul_scalar(-1.5),
+        std::slice::from_ref(&x),
+    );
+    check("powf", |_, v| v[0].powf(1.7), std::slice::from_ref(&p));
+}
+
+#[test]
+fn activations() {
+    // Away from relu's kink at 0 so central differences are meaningful there.
+    let x = init::uniform::<f64>(&[3, 4], 0.1, 3.0, 50).unwrap()
+        * &init::uniform::<f64>(&[3, 4], -1.0, 1.0, 51)
+            .unwrap()
+            .mapv(f64::signum);
+    check("relu", |_, v| v[0].relu(), std::slice::from_ref(&x));
+    let wide = init::uniform::<f64>(&[3, 5], -4.0, 4.0, 52).unwrap();
+    check("gelu", |_, v| v[0].gelu(), std::slice::from_ref(&wide));
+    check(
+        "gelu_tanh",
+        |_, v| v[0].gelu_tanh(),
+        std::slice::from_ref(&wide),
+    );
+    check("silu", |_, v| v[0].silu(), std::slice::from_ref(&wide));
+    check("tanh", |_, v| v[0].tanh(), std::slice::from_ref(&wide));
+    check(
+        "sigmoid",
+        |_, v| v[0].sigmoid(),
+        std::slice::from_ref(&wide),
+    );
+}
+
+#[test]
+fn reductions_and_softmax() {
+    let x = rand(&[3, 1, 4], 60);
+    check("sum", |_, v| v[0].sum(), std::slice::from_ref(&x));
+    check("mean", |_, v| v[0].mean(), std::slice::from_ref(&x));
+    check(
+        "sum_axes keepdim",
+        |_, v| v[0].sum_axes(&[0, -1], true),
+        std::slice::from_ref(&x),
+    );
+    check(
+        "mean_axes",
+        |_, v| v[0].mean_axes(&[2], false),
+        std::slice::from_ref(&x),
+    );
+    check(
+        "max_axes",
+        |_, v| v[0].max_axes(&[-1], false),
+        std::slice::from_ref(&x),
+    );
+    check(
+        "min_axes",
+        |_, v| v[0].min_axes(&[0], true),
+        std::slice::from_ref(&x),
+    );
+    check(
+        "softmax last",
+        |_, v| v[0].softmax(-1),
+        std::slice::from_ref(&x),
+    );
+    check(
+        "softmax first",
+        |_, v| v[0].softmax(0),
+        std::slice::from_ref(&x),
+    );
+    check(
+        "log_softmax",
+        |_, v| v[0].log_softmax(-1),
+        std::slice::from_ref(&x),
+    );
+    check("log_softmax size-1 axis", |_, v| v[0].log_softmax(1), &[x]);
+}
+
+#[test]
+fn a_small_network_end_to_end() {
+    // x·W1 + b1 → GELU → ·W2 → log_softmax → mean: every piece composed on one tape.
+    check(
+        "mlp",
+        |_, v| {
+            v[0].matmul(v[1])?
+                .add(v[2])?
+                .gelu()?
+                .matmul(v[3])?
+                .log_softmax(-1)?
+                .mean()
+        },
+        &[
+            rand(&[4, 3], 70),
+            rand(&[3, 5], 71),
+            rand(&[5], 72),
+            rand(&[5, 2], 73),
+        ],
+    );
+}

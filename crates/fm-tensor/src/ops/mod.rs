@@ -3,6 +3,7 @@
 pub mod activation;
 pub mod broadcast;
 pub mod elementwise;
+pub mod norm;
 pub(crate) mod parallel;
 pub mod reduce;
 pub mod softmax;

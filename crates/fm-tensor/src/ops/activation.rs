@@ -53,9 +53,15 @@ const GELU_TANH_CUBIC: f64 = 0.044_715;
 /// The argument u of tanh in the tanh approximation of GELU, and its derivative u′.
 #[inline(always)]
 fn gelu_tanh_inner<T: Element>(x: T) -> (T, T) {
-    let (k, c) = (T::from_f64_lossy(SQRT_2_OVER_PI), T::from_f64_lossy(GELU_TANH_CUBIC));
+    let (k, c) = (
+        T::from_f64_lossy(SQRT_2_OVER_PI),
+        T::from_f64_lossy(GELU_TANH_CUBIC),
+    );
     let x2 = x * x;
-    (k * (x + c * x2 * x), k * (T::one() + T::from_f64_lossy(3.0) * c * x2))
+    (
+        k * (x + c * x2 * x),
+        k * (T::one() + T::from_f64_lossy(3.0) * c * x2),
+    )
 }
 
 /// The logistic function, without overflow: e^(−|x|) is the only exponential formed.
@@ -129,11 +135,14 @@ unary_op! {
 mod tests {
     use super::*;
     use crate::error::Result;
-    use crate::ops::testing::{assert_bitwise_eq_across_threads, check_gradient, random_array, random_in, weighted_sum};
+    use crate::ops::testing::{
+        assert_bitwise_eq_across_threads, check_gradient, random_array, random_in, weighted_sum,
+    };
     use ndarray::{ArrayD, ArrayViewD};
 
     type Forward = fn(ArrayViewD<'_, f64>) -> ArrayD<f64>;
-    type Backward = fn(ArrayViewD<'_, f64>, ArrayViewD<'_, f64>, ArrayViewD<'_, f64>) -> Result<ArrayD<f64>>;
+    type Backward =
+        fn(ArrayViewD<'_, f64>, ArrayViewD<'_, f64>, ArrayViewD<'_, f64>) -> Result<ArrayD<f64>>;
     const ACTIVATIONS: [(&str, Forward, Backward); 6] = [
         ("relu", relu, relu_backward),
         ("gelu", gelu, gelu_backward),
@@ -145,31 +154,92 @@ mod tests {
 
     /// x, then gelu, gelu_tanh, silu, sigmoid and tanh at x, from 40-digit arithmetic (mpmath).
     const REFERENCE: [[f64; 6]; 6] = [
-        [-3.0, -0.0040496940948902835, -0.003637392081773019, -0.14227761953270035, 0.04742587317756678, -0.9950547536867305],
-        [-1.0, -0.15865525393145705, -0.1588080093917233, -0.2689414213699951, 0.2689414213699951, -0.7615941559557649],
-        [-0.5, -0.15426876936299344, -0.15428599017485609, -0.18877033439907273, 0.37754066879814546, -0.46211715726000974],
-        [0.5, 0.34573123063700656, 0.34571400982514394, 0.3112296656009273, 0.6224593312018546, 0.46211715726000974],
-        [1.0, 0.8413447460685429, 0.8411919906082767, 0.7310585786300049, 0.7310585786300049, 0.7615941559557649],
-        [2.0, 1.9544997361036416, 1.954597694087775, 1.7615941559557649, 0.8807970779778824, 0.9640275800758169],
+        [
+            -3.0,
+            -0.0040496940948902835,
+            -0.003637392081773019,
+            -0.14227761953270035,
+            0.04742587317756678,
+            -0.9950547536867305,
+        ],
+        [
+            -1.0,
+            -0.15865525393145705,
+            -0.1588080093917233,
+            -0.2689414213699951,
+            0.2689414213699951,
+            -0.7615941559557649,
+        ],
+        [
+            -0.5,
+            -0.15426876936299344,
+            -0.15428599017485609,
+            -0.18877033439907273,
+            0.37754066879814546,
+            -0.46211715726000974,
+        ],
+        [
+            0.5,
+            0.34573123063700656,
+            0.34571400982514394,
+            0.3112296656009273,
+            0.6224593312018546,
+            0.46211715726000974,
+        ],
+        [
+            1.0,
+            0.8413447460685429,
+            0.8411919906082767,
+            0.7310585786300049,
+            0.7310585786300049,
+            0.7615941559557649,
+        ],
+        [
+            2.0,
+            1.9544997361036416,
+            1.954597694087775,
+            1.7615941559557649,
+            0.8807970779778824,
+            0.9640275800758169,
+        ],
     ];
 
     #[test]
     fn values_match_reference() {
         let x = ArrayD::from_shape_vec(vec![6], REFERENCE.iter().map(|r| r[0]).collect()).unwrap();
         let x32 = x.mapv(|v| v as f32);
-        let results = [gelu(x.view()), gelu_tanh(x.view()), silu(x.view()), sigmoid(x.view()), tanh(x.view())];
-        let results32 =
-            [gelu(x32.view()), gelu_tanh(x32.view()), silu(x32.view()), sigmoid(x32.view()), tanh(x32.view())];
+        let results = [
+            gelu(x.view()),
+            gelu_tanh(x.view()),
+            silu(x.view()),
+            sigmoid(x.view()),
+            tanh(x.view()),
+        ];
+        let results32 = [
+            gelu(x32.view()),
+            gelu_tanh(x32.view()),
+            silu(x32.view()),
+            sigmoid(x32.view()),
+            tanh(x32.view()),
+        ];
         for (i, row) in REFERENCE.iter().enumerate() {
             for k in 0..5 {
                 let want = row[k + 1];
                 let got = results[k][i];
                 // f64 Φ is 1 − erf for −3.6 < x < −0.7: rounding-level absolute error there.
-                assert!((got - want).abs() <= 4e-16 * want.abs() + 1e-16, "op {k} at {}: {got} vs {want}", row[0]);
+                assert!(
+                    (got - want).abs() <= 4e-16 * want.abs() + 1e-16,
+                    "op {k} at {}: {got} vs {want}",
+                    row[0]
+                );
                 // In f32, rounding x/√2 moves erfc(−x/√2) by a relative x²·6e-8 in gelu's left tail.
                 let got32 = results32[k][i] as f64;
                 let tolerance = (2.5e-7 + 6e-8 * row[0] * row[0]) * want.abs();
-                assert!((got32 - want).abs() <= tolerance, "f32 op {k} at {}: {got32} vs {want}", row[0]);
+                assert!(
+                    (got32 - want).abs() <= tolerance,
+                    "f32 op {k} at {}: {got32} vs {want}",
+                    row[0]
+                );
             }
         }
         let relu_x = relu(x.view());
@@ -178,11 +248,16 @@ mod tests {
 
     #[test]
     fn large_inputs_give_limits_not_nan() {
-        let x = ArrayD::from_shape_vec(vec![6], vec![-1e4f32, -100.0, -40.0, 40.0, 100.0, 1e4]).unwrap();
+        let x = ArrayD::from_shape_vec(vec![6], vec![-1e4f32, -100.0, -40.0, 40.0, 100.0, 1e4])
+            .unwrap();
         let s = sigmoid(x.view());
         assert_eq!((s[0], s[3], s[4], s[5]), (0.0, 1.0, 1.0, 1.0));
-        assert!(s[1] > 0.0 && s[1] < 1e-40, "e^-100 is an f32 subnormal: {}", s[1]);
-        assert!((s[2] / 4.248_354_3e-18 - 1.0).abs() < 1e-6);
+        assert!(
+            s[1] > 0.0 && s[1] < 1e-40,
+            "e^-100 is an f32 subnormal: {}",
+            s[1]
+        );
+        assert!((s[2] / 4.248_354e-18 - 1.0).abs() < 1e-6);
         let y = silu(x.view());
         assert!(y.iter().all(|v| v.is_finite()));
         assert_eq!((y[0], y[5]), (-0.0, 1e4));
@@ -204,7 +279,11 @@ mod tests {
 
     #[test]
     fn f32_gelu_follows_f64_closely() {
-        let x = ArrayD::from_shape_vec(vec![16001], (0..16001).map(|i| -8.0 + i as f64 * 1e-3).collect()).unwrap();
+        let x = ArrayD::from_shape_vec(
+            vec![16001],
+            (0..16001).map(|i| -8.0 + i as f64 * 1e-3).collect(),
+        )
+        .unwrap();
         let x32 = x.mapv(|v| v as f32);
         let (y, y32) = (gelu(x.view()), gelu(x32.view()));
         let g = ArrayD::ones(x.shape());
@@ -215,14 +294,25 @@ mod tests {
             // the f32 rounding of x/√2 moves erfc by a relative x²·2^-24.
             let slack = 1.2 * (d[i] * x[i]).abs() * 6e-8 + y[i].abs() * x[i] * x[i] * 1.2e-7;
             let error = (y32[i] as f64 - y[i]).abs();
-            assert!(error <= 5e-7 * y[i].abs() + slack + 1e-30, "gelu at {}: error {error:e}", x[i]);
-            assert!((d32[i] as f64 - d[i]).abs() <= 5e-7 * d[i].abs() + 3e-7, "gelu' at {}", x[i]);
+            assert!(
+                error <= 5e-7 * y[i].abs() + slack + 1e-30,
+                "gelu at {}: error {error:e}",
+                x[i]
+            );
+            assert!(
+                (d32[i] as f64 - d[i]).abs() <= 5e-7 * d[i].abs() + 3e-7,
+                "gelu' at {}",
+                x[i]
+            );
         }
     }
 
     #[test]
     fn gradients_match_finite_differences() {
-        for (seed, shape) in [&[3, 1, 4][..], &[7], &[1, 1], &[2, 5]].into_iter().enumerate() {
+        for (seed, shape) in [&[3, 1, 4][..], &[7], &[1, 1], &[2, 5]]
+            .into_iter()
+            .enumerate()
+        {
             let x = random_in::<f64>(shape, seed as u64, -4.0, 4.0);
             let w = random_array::<f64>(shape, 90 + seed as u64);
             for (name, forward, backward) in ACTIVATIONS {
@@ -242,11 +332,21 @@ mod tests {
     #[test]
     fn backward_checks_shapes_and_handles_empty_arrays() {
         let x = ArrayD::<f32>::zeros(vec![2, 3]);
-        let err = gelu_backward(x.view(), x.view(), ArrayD::zeros(vec![3, 2]).view()).unwrap_err().to_string();
-        assert!(err.starts_with("gelu_backward: shape mismatch between [2, 3] and [3, 2]"), "{err}");
+        let err = gelu_backward(x.view(), x.view(), ArrayD::zeros(vec![3, 2]).view())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("gelu_backward: shape mismatch between [2, 3] and [3, 2]"),
+            "{err}"
+        );
         let empty = ArrayD::<f32>::zeros(vec![4, 0]);
         assert_eq!(silu(empty.view()).shape(), &[4, 0]);
-        assert_eq!(silu_backward(empty.view(), empty.view(), empty.view()).unwrap().shape(), &[4, 0]);
+        assert_eq!(
+            silu_backward(empty.view(), empty.view(), empty.view())
+                .unwrap()
+                .shape(),
+            &[4, 0]
+        );
     }
 
     #[test]

@@ -88,7 +88,10 @@ mod tests {
 
     #[test]
     fn broadcast_shapes_follow_numpy_rules() {
-        assert_eq!(broadcast_shape("t", &[3, 1, 4], &[5, 1]).unwrap(), vec![3, 5, 4]);
+        assert_eq!(
+            broadcast_shape("t", &[3, 1, 4], &[5, 1]).unwrap(),
+            vec![3, 5, 4]
+        );
         assert_eq!(broadcast_shape("t", &[], &[2, 3]).unwrap(), vec![2, 3]);
         assert_eq!(broadcast_shape("t", &[2, 3], &[2, 3]).unwrap(), vec![2, 3]);
         assert_eq!(broadcast_shape("t", &[1, 0], &[4, 1]).unwrap(), vec![4, 0]);
@@ -99,7 +102,10 @@ mod tests {
     fn broadcast_error_names_op_and_both_shapes() {
         let err = broadcast_shape("add", &[2, 3], &[4, 3]).unwrap_err();
         let text = err.to_string();
-        assert!(text.starts_with("add: shape mismatch between [2, 3] and [4, 3]"), "{text}");
+        assert!(
+            text.starts_with("add: shape mismatch between [2, 3] and [4, 3]"),
+            "{text}"
+        );
         assert!(text.contains("axis 0"), "{text}");
         assert!(matches!(err, TensorError::ShapeMismatch { op: "add", .. }));
     }
@@ -122,9 +128,18 @@ mod tests {
     #[test]
     fn sum_to_shape_by_hand() {
         let g = array![[1.0f32, 2.0, 3.0], [4.0, 5.0, 6.0]].into_dyn();
-        assert_eq!(sum_to_shape(g.view(), &[3]).unwrap(), array![5.0, 7.0, 9.0].into_dyn());
-        assert_eq!(sum_to_shape(g.view(), &[2, 1]).unwrap(), array![[6.0], [15.0]].into_dyn());
-        assert_eq!(sum_to_shape(g.view(), &[1, 1]).unwrap(), array![[21.0]].into_dyn());
+        assert_eq!(
+            sum_to_shape(g.view(), &[3]).unwrap(),
+            array![5.0, 7.0, 9.0].into_dyn()
+        );
+        assert_eq!(
+            sum_to_shape(g.view(), &[2, 1]).unwrap(),
+            array![[6.0], [15.0]].into_dyn()
+        );
+        assert_eq!(
+            sum_to_shape(g.view(), &[1, 1]).unwrap(),
+            array![[21.0]].into_dyn()
+        );
         assert_eq!(sum_to_shape(g.view(), &[2, 3]).unwrap(), g);
     }
 
@@ -150,7 +165,10 @@ mod tests {
     #[test]
     fn sum_to_shape_of_empty_arrays() {
         let g = ArrayD::<f32>::zeros(vec![0, 3]);
-        assert_eq!(sum_to_shape(g.view(), &[3]).unwrap(), ArrayD::zeros(vec![3]));
+        assert_eq!(
+            sum_to_shape(g.view(), &[3]).unwrap(),
+            ArrayD::zeros(vec![3])
+        );
         let g = ArrayD::<f32>::zeros(vec![2, 0]);
         assert_eq!(sum_to_shape(g.view(), &[1, 0]).unwrap().shape(), &[1, 0]);
     }

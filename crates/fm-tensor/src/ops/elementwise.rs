@@ -90,7 +90,8 @@ pub trait BinaryOp<T: Element>: Sync {
 
 /// The elements of a standard-layout array as a slice.
 fn contiguous<'a, T>(x: &'a ndarray::CowArray<'_, T, ndarray::IxDyn>) -> &'a [T] {
-    x.as_slice().expect("a standard-layout array is a contiguous slice")
+    x.as_slice()
+        .expect("a standard-layout array is a contiguous slice")
 }
 
 /// Applies `op` to every element of `x`.
@@ -98,13 +99,18 @@ pub fn unary<T: Element, Op: UnaryOp<T>>(op: &Op, x: ArrayViewD<'_, T>) -> Array
     let x = x.as_standard_layout();
     let xs = contiguous(&x);
     let mut out = vec![T::zero(); xs.len()];
-    for_each_chunk_mut(&mut out, ELEMENTWISE_CHUNK, worth_parallel(xs.len()), |c, chunk| {
-        let start = c * ELEMENTWISE_CHUNK;
-        let inputs = &xs[start..start + chunk.len()];
-        for (o, &v) in chunk.iter_mut().zip(inputs) {
-            *o = op.f(v);
-        }
-    });
+    for_each_chunk_mut(
+        &mut out,
+        ELEMENTWISE_CHUNK,
+        worth_parallel(xs.len()),
+        |c, chunk| {
+            let start = c * ELEMENTWISE_CHUNK;
+            let inputs = &xs[start..start + chunk.len()];
+            for (o, &v) in chunk.iter_mut().zip(inputs) {
+                *o = op.f(v);
+            }
+        },
+    );
     ArrayD::from_shape_vec(x.shape(), out).expect("output has the input's shape")
 }
 
@@ -131,16 +137,28 @@ pub fn unary_backward<T: Element, Op: UnaryOp<T>>(
             "the gradient must have the input's shape",
         ));
     }
-    let (x, y, grad) = (x.as_standard_layout(), y.as_standard_layout(), grad.as_standard_layout());
+    let (x, y, grad) = (
+        x.as_standard_layout(),
+        y.as_standard_layout(),
+        grad.as_standard_layout(),
+    );
     let (xs, ys, gs) = (contiguous(&x), contiguous(&y), contiguous(&grad));
     let mut out = vec![T::zero(); xs.len()];
-    for_each_chunk_mut(&mut out, ELEMENTWISE_CHUNK, worth_parallel(xs.len()), |c, chunk| {
-        let range = c * ELEMENTWISE_CHUNK..c * ELEMENTWISE_CHUNK + chunk.len();
-        let inputs = xs[range.clone()].iter().zip(&ys[range.clone()]).zip(&gs[range]);
-        for (o, ((&xv, &yv), &g)) in chunk.iter_mut().zip(inputs) {
-            *o = g * op.df(xv, yv);
-        }
-    });
+    for_each_chunk_mut(
+        &mut out,
+        ELEMENTWISE_CHUNK,
+        worth_parallel(xs.len()),
+        |c, chunk| {
+            let range = c * ELEMENTWISE_CHUNK..c * ELEMENTWISE_CHUNK + chunk.len();
+            let inputs = xs[range.clone()]
+                .iter()
+                .zip(&ys[range.clone()])
+                .zip(&gs[range]);
+            for (o, ((&xv, &yv), &g)) in chunk.iter_mut().zip(inputs) {
+                *o = g * op.df(xv, yv);
+            }
+        },
+    );
     Ok(ArrayD::from_shape_vec(x.shape(), out).expect("output has the input's shape"))
 }
 
@@ -160,7 +178,10 @@ fn layout(a: &[usize], b: &[usize], out: &[usize]) -> Layout {
         return Layout::Same;
     }
     let repeats = |small: &[usize]| {
-        let first = small.iter().position(|&len| len != 1).unwrap_or(small.len());
+        let first = small
+            .iter()
+            .position(|&len| len != 1)
+            .unwrap_or(small.len());
         out.ends_with(&small[first..])
     };
     if a == out && repeats(b) {
@@ -173,7 +194,12 @@ fn layout(a: &[usize], b: &[usize], out: &[usize]) -> Layout {
 }
 
 /// `out[i] = combine(big[i], small[i % period])`, rows of `period` elements in parallel.
-fn repeat_map<T: Element>(out: &mut [T], big: &[T], small: &[T], combine: impl Fn(T, T) -> T + Sync + Send) {
+fn repeat_map<T: Element>(
+    out: &mut [T],
+    big: &[T],
+    small: &[T],
+    combine: impl Fn(T, T) -> T + Sync + Send,
+) {
     let period = small.len();
     let parallel = worth_parallel(out.len());
     if period == 1 {
@@ -200,7 +226,11 @@ fn repeat_map<T: Element>(out: &mut [T], big: &[T], small: &[T], combine: impl F
 }
 
 /// Applies `op` to `a` and `b` broadcast together.
-pub fn binary<T: Element, Op: BinaryOp<T>>(op: &Op, a: ArrayViewD<'_, T>, b: ArrayViewD<'_, T>) -> Result<ArrayD<T>> {
+pub fn binary<T: Element, Op: BinaryOp<T>>(
+    op: &Op,
+    a: ArrayViewD<'_, T>,
+    b: ArrayViewD<'_, T>,
+) -> Result<ArrayD<T>> {
     let shape = broadcast_shape(Op::NAME, a.shape(), b.shape())?;
     let len = shape.iter().product::<usize>();
     if len == 0 {
@@ -231,8 +261,12 @@ pub fn binary<T: Element, Op: BinaryOp<T>>(op: &Op, a: ArrayViewD<'_, T>, b: Arr
             ArrayD::from_shape_vec(shape, out).expect("output has the broadcast shape")
         }
         Layout::General => {
-            let a = a.broadcast(shape.clone()).expect("a broadcasts to the broadcast shape");
-            let b = b.broadcast(shape.clone()).expect("b broadcasts to the broadcast shape");
+            let a = a
+                .broadcast(shape.clone())
+                .expect("a broadcasts to the broadcast shape");
+            let b = b
+                .broadcast(shape.clone())
+                .expect("b broadcasts to the broadcast shape");
             let mut out = ArrayD::zeros(shape);
             let zip = Zip::from(&mut out).and(&a).and(&b);
             let body = |o: &mut T, &x: &T, &y: &T| *o = op.f(x, y);
@@ -260,34 +294,59 @@ pub fn binary_backward<T: Element, Op: BinaryOp<T>>(
             Op::BACKWARD_NAME,
             grad.shape(),
             &shape,
-            format!("the gradient must have the broadcast shape of {:?} and {:?}", a.shape(), b.shape()),
+            format!(
+                "the gradient must have the broadcast shape of {:?} and {:?}",
+                a.shape(),
+                b.shape()
+            ),
         ));
     }
     let parallel = worth_parallel(grad.len());
     if a.shape() == b.shape() {
-        let (a, b, grad) = (a.as_standard_layout(), b.as_standard_layout(), grad.as_standard_layout());
+        let (a, b, grad) = (
+            a.as_standard_layout(),
+            b.as_standard_layout(),
+            grad.as_standard_layout(),
+        );
         let (xs, ys, gs) = (contiguous(&a), contiguous(&b), contiguous(&grad));
         let mut ga = vec![T::zero(); xs.len()];
         let mut gb = vec![T::zero(); xs.len()];
-        for_each_chunk_pair_mut(&mut ga, &mut gb, ELEMENTWISE_CHUNK, parallel, |c, ca, cb| {
-            let range = c * ELEMENTWISE_CHUNK..c * ELEMENTWISE_CHUNK + ca.len();
-            let inputs = xs[range.clone()].iter().zip(&ys[range.clone()]).zip(&gs[range]);
-            for ((da, db), ((&x, &y), &g)) in ca.iter_mut().zip(cb.iter_mut()).zip(inputs) {
-                let (pa, pb) = op.df(x, y);
-                *da = g * pa;
-                *db = g * pb;
-            }
-        });
+        for_each_chunk_pair_mut(
+            &mut ga,
+            &mut gb,
+            ELEMENTWISE_CHUNK,
+            parallel,
+            |c, ca, cb| {
+                let range = c * ELEMENTWISE_CHUNK..c * ELEMENTWISE_CHUNK + ca.len();
+                let inputs = xs[range.clone()]
+                    .iter()
+                    .zip(&ys[range.clone()])
+                    .zip(&gs[range]);
+                for ((da, db), ((&x, &y), &g)) in ca.iter_mut().zip(cb.iter_mut()).zip(inputs) {
+                    let (pa, pb) = op.df(x, y);
+                    *da = g * pa;
+                    *db = g * pb;
+                }
+            },
+        );
         let ga = ArrayD::from_shape_vec(shape.clone(), ga).expect("gradient has the input shape");
         let gb = ArrayD::from_shape_vec(shape, gb).expect("gradient has the input shape");
         return Ok((ga, gb));
     }
     // Gradients at the broadcast shape, then summed over the broadcast axes.
-    let a_full = a.broadcast(shape.clone()).expect("a broadcasts to the broadcast shape");
-    let b_full = b.broadcast(shape.clone()).expect("b broadcasts to the broadcast shape");
+    let a_full = a
+        .broadcast(shape.clone())
+        .expect("a broadcasts to the broadcast shape");
+    let b_full = b
+        .broadcast(shape.clone())
+        .expect("b broadcasts to the broadcast shape");
     let mut ga = ArrayD::zeros(shape.clone());
     let mut gb = ArrayD::zeros(shape);
-    let zip = Zip::from(&mut ga).and(&mut gb).and(&grad).and(&a_full).and(&b_full);
+    let zip = Zip::from(&mut ga)
+        .and(&mut gb)
+        .and(&grad)
+        .and(&a_full)
+        .and(&b_full);
     let body = |da: &mut T, db: &mut T, &g: &T, &x: &T, &y: &T| {
         let (pa, pb) = op.df(x, y);
         *da = g * pa;
@@ -298,8 +357,16 @@ pub fn binary_backward<T: Element, Op: BinaryOp<T>>(
     } else {
         zip.for_each(body);
     }
-    let ga = if ga.shape() == a.shape() { ga } else { sum_to_shape(ga.view(), a.shape())? };
-    let gb = if gb.shape() == b.shape() { gb } else { sum_to_shape(gb.view(), b.shape())? };
+    let ga = if ga.shape() == a.shape() {
+        ga
+    } else {
+        sum_to_shape(ga.view(), a.shape())?
+    };
+    let gb = if gb.shape() == b.shape() {
+        gb
+    } else {
+        sum_to_shape(gb.view(), b.shape())?
+    };
     Ok((ga, gb))
 }
 
@@ -600,8 +667,15 @@ mod tests {
     };
     use ndarray::array;
 
-    type UnaryCase = (&'static str, fn(ArrayViewD<'_, f64>) -> ArrayD<f64>, BackwardFn, f64, f64);
-    type BackwardFn = fn(ArrayViewD<'_, f64>, ArrayViewD<'_, f64>, ArrayViewD<'_, f64>) -> Result<ArrayD<f64>>;
+    type UnaryCase = (
+        &'static str,
+        fn(ArrayViewD<'_, f64>) -> ArrayD<f64>,
+        BackwardFn,
+        f64,
+        f64,
+    );
+    type BackwardFn =
+        fn(ArrayViewD<'_, f64>, ArrayViewD<'_, f64>, ArrayViewD<'_, f64>) -> Result<ArrayD<f64>>;
 
     /// Every parameterless unary op with the input range its gradient check uses.
     const UNARY_CASES: [UnaryCase; 8] = [
@@ -616,9 +690,18 @@ mod tests {
     ];
 
     type BinaryFn = fn(ArrayViewD<'_, f64>, ArrayViewD<'_, f64>) -> Result<ArrayD<f64>>;
-    type BinaryBackwardFn =
-        fn(ArrayViewD<'_, f64>, ArrayViewD<'_, f64>, ArrayViewD<'_, f64>) -> Result<(ArrayD<f64>, ArrayD<f64>)>;
-    const BINARY_CASES: [(&str, BinaryFn, BinaryBackwardFn, fn(f64, f64) -> f64); 7] = [
+    type BinaryBackwardFn = fn(
+        ArrayViewD<'_, f64>,
+        ArrayViewD<'_, f64>,
+        ArrayViewD<'_, f64>,
+    ) -> Result<(ArrayD<f64>, ArrayD<f64>)>;
+    type BinaryCase = (
+        &'static str,
+        BinaryFn,
+        BinaryBackwardFn,
+        fn(f64, f64) -> f64,
+    );
+    const BINARY_CASES: [BinaryCase; 7] = [
         ("add", add, add_backward, |a, b| a + b),
         ("sub", sub, sub_backward, |a, b| a - b),
         ("mul", mul, mul_backward, |a, b| a * b),
@@ -643,9 +726,15 @@ mod tests {
     #[test]
     fn unary_values_by_hand() {
         let x = array![-2.0f64, -0.5, 0.0, 0.25, 4.0].into_dyn();
-        assert_eq!(neg(x.view()), array![2.0, 0.5, -0.0, -0.25, -4.0].into_dyn());
+        assert_eq!(
+            neg(x.view()),
+            array![2.0, 0.5, -0.0, -0.25, -4.0].into_dyn()
+        );
         assert_eq!(abs(x.view()), array![2.0, 0.5, 0.0, 0.25, 4.0].into_dyn());
-        assert_eq!(square(x.view()), array![4.0, 0.25, 0.0, 0.0625, 16.0].into_dyn());
+        assert_eq!(
+            square(x.view()),
+            array![4.0, 0.25, 0.0, 0.0625, 16.0].into_dyn()
+        );
         assert_eq!(reciprocal(x.view())[4], 0.25);
         assert_eq!(sqrt(x.view())[4], 2.0);
         assert!(sqrt(x.view())[0].is_nan());
@@ -667,16 +756,40 @@ mod tests {
     fn binary_values_by_hand() {
         let a = array![[1.0f32, 2.0], [3.0, 4.0]].into_dyn();
         let b = array![10.0f32, 0.5].into_dyn();
-        assert_eq!(add(a.view(), b.view()).unwrap(), array![[11.0, 2.5], [13.0, 4.5]].into_dyn());
-        assert_eq!(sub(b.view(), a.view()).unwrap(), array![[9.0, -1.5], [7.0, -3.5]].into_dyn());
-        assert_eq!(mul(a.view(), b.view()).unwrap(), array![[10.0, 1.0], [30.0, 2.0]].into_dyn());
-        assert_eq!(div(a.view(), b.view()).unwrap(), array![[0.1, 4.0], [0.3, 8.0]].into_dyn());
+        assert_eq!(
+            add(a.view(), b.view()).unwrap(),
+            array![[11.0, 2.5], [13.0, 4.5]].into_dyn()
+        );
+        assert_eq!(
+            sub(b.view(), a.view()).unwrap(),
+            array![[9.0, -1.5], [7.0, -3.5]].into_dyn()
+        );
+        assert_eq!(
+            mul(a.view(), b.view()).unwrap(),
+            array![[10.0, 1.0], [30.0, 2.0]].into_dyn()
+        );
+        assert_eq!(
+            div(a.view(), b.view()).unwrap(),
+            array![[0.1, 4.0], [0.3, 8.0]].into_dyn()
+        );
         assert_eq!(pow(a.view(), b.view()).unwrap()[[1, 1]], 2.0);
-        assert_eq!(maximum(a.view(), b.view()).unwrap(), array![[10.0, 2.0], [10.0, 4.0]].into_dyn());
-        assert_eq!(minimum(a.view(), b.view()).unwrap(), array![[1.0, 0.5], [3.0, 0.5]].into_dyn());
+        assert_eq!(
+            maximum(a.view(), b.view()).unwrap(),
+            array![[10.0, 2.0], [10.0, 4.0]].into_dyn()
+        );
+        assert_eq!(
+            minimum(a.view(), b.view()).unwrap(),
+            array![[1.0, 0.5], [3.0, 0.5]].into_dyn()
+        );
         let nan = array![f32::NAN].into_dyn();
-        assert!(maximum(a.view(), nan.view()).unwrap().iter().all(|v| v.is_nan()));
-        assert!(minimum(nan.view(), a.view()).unwrap().iter().all(|v| v.is_nan()));
+        assert!(maximum(a.view(), nan.view())
+            .unwrap()
+            .iter()
+            .all(|v| v.is_nan()));
+        assert!(minimum(nan.view(), a.view())
+            .unwrap()
+            .iter()
+            .all(|v| v.is_nan()));
         // Ties split the gradient.
         let (ga, gb) = maximum_backward(b.view(), b.view(), ArrayD::ones(vec![2]).view()).unwrap();
         assert_eq!((ga[0], gb[0]), (0.5, 0.5));
@@ -693,7 +806,10 @@ mod tests {
             let a = random_in::<f64>(sa, 10 + i as u64, 0.5, 2.0);
             let b = random_in::<f64>(sb, 20 + i as u64, 0.5, 2.0);
             let shape = broadcast_shape("test", sa, sb).unwrap();
-            let (ab, bb) = (a.broadcast(shape.clone()).unwrap(), b.broadcast(shape.clone()).unwrap());
+            let (ab, bb) = (
+                a.broadcast(shape.clone()).unwrap(),
+                b.broadcast(shape.clone()).unwrap(),
+            );
             for (name, forward, _, reference) in BINARY_CASES {
                 let got = forward(a.view(), b.view()).unwrap();
                 assert_eq!(got.shape(), shape.as_slice(), "{name} {sa:?} {sb:?}");
@@ -706,7 +822,10 @@ mod tests {
 
     #[test]
     fn unary_gradients_match_finite_differences() {
-        for (seed, shape) in [&[3, 1, 4][..], &[5], &[1], &[2, 3]].into_iter().enumerate() {
+        for (seed, shape) in [&[3, 1, 4][..], &[5], &[1], &[2, 3]]
+            .into_iter()
+            .enumerate()
+        {
             for (name, forward, backward, lo, hi) in UNARY_CASES {
                 let x = random_in::<f64>(shape, seed as u64, lo, hi);
                 let w = random_array::<f64>(shape, 50 + seed as u64);
@@ -720,9 +839,13 @@ mod tests {
                 check_gradient("powf", &x, &dx, |x| weighted_sum(&powf(x.view(), p), &w));
             }
             let dx = add_scalar_backward(x.view(), x.view(), w.view(), 3.0).unwrap();
-            check_gradient("add_scalar", &x, &dx, |x| weighted_sum(&add_scalar(x.view(), 3.0), &w));
+            check_gradient("add_scalar", &x, &dx, |x| {
+                weighted_sum(&add_scalar(x.view(), 3.0), &w)
+            });
             let dx = mul_scalar_backward(x.view(), x.view(), w.view(), -1.5).unwrap();
-            check_gradient("mul_scalar", &x, &dx, |x| weighted_sum(&mul_scalar(x.view(), -1.5), &w));
+            check_gradient("mul_scalar", &x, &dx, |x| {
+                weighted_sum(&mul_scalar(x.view(), -1.5), &w)
+            });
         }
     }
 
@@ -737,8 +860,12 @@ mod tests {
             for (name, forward, backward, _) in BINARY_CASES {
                 let (ga, gb) = backward(a.view(), b.view(), w.view()).unwrap();
                 assert_eq!((ga.shape(), gb.shape()), (sa, sb), "{name}");
-                check_gradient(name, &a, &ga, |a| weighted_sum(&forward(a.view(), b.view()).unwrap(), &w));
-                check_gradient(name, &b, &gb, |b| weighted_sum(&forward(a.view(), b.view()).unwrap(), &w));
+                check_gradient(name, &a, &ga, |a| {
+                    weighted_sum(&forward(a.view(), b.view()).unwrap(), &w)
+                });
+                check_gradient(name, &b, &gb, |b| {
+                    weighted_sum(&forward(a.view(), b.view()).unwrap(), &w)
+                });
             }
         }
     }
@@ -748,15 +875,32 @@ mod tests {
         let a = ArrayD::<f32>::zeros(vec![2, 3]);
         let b = ArrayD::<f32>::zeros(vec![4, 3]);
         let err = mul(a.view(), b.view()).unwrap_err().to_string();
-        assert!(err.starts_with("mul: shape mismatch between [2, 3] and [4, 3]"), "{err}");
-        let err = div_backward(a.view(), b.view(), a.view()).unwrap_err().to_string();
-        assert!(err.starts_with("div_backward: shape mismatch between [2, 3] and [4, 3]"), "{err}");
+        assert!(
+            err.starts_with("mul: shape mismatch between [2, 3] and [4, 3]"),
+            "{err}"
+        );
+        let err = div_backward(a.view(), b.view(), a.view())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("div_backward: shape mismatch between [2, 3] and [4, 3]"),
+            "{err}"
+        );
         let c = ArrayD::<f32>::zeros(vec![3]);
-        let err = add_backward(a.view(), c.view(), c.view()).unwrap_err().to_string();
+        let err = add_backward(a.view(), c.view(), c.view())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("[3]") && err.contains("[2, 3]"), "{err}");
-        let err = exp_backward(a.view(), c.view(), a.view()).unwrap_err().to_string();
-        assert!(err.starts_with("exp_backward: shape mismatch between [2, 3] and [3]"), "{err}");
-        let err = exp_backward(a.view(), a.view(), b.view()).unwrap_err().to_string();
+        let err = exp_backward(a.view(), c.view(), a.view())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("exp_backward: shape mismatch between [2, 3] and [3]"),
+            "{err}"
+        );
+        let err = exp_backward(a.view(), a.view(), b.view())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("[4, 3]"), "{err}");
     }
 
@@ -770,7 +914,10 @@ mod tests {
         assert_eq!(ga.shape(), &[0, 3]);
         assert_eq!(gb, ArrayD::zeros(vec![3]));
         let s = ArrayD::from_elem(vec![], 2.0f64);
-        assert_eq!(mul(s.view(), s.view()).unwrap(), ArrayD::from_elem(vec![], 4.0));
+        assert_eq!(
+            mul(s.view(), s.view()).unwrap(),
+            ArrayD::from_elem(vec![], 4.0)
+        );
         assert_eq!(square(s.view()), ArrayD::from_elem(vec![], 4.0));
     }
 
@@ -780,7 +927,10 @@ mod tests {
         let b = random_array::<f32>(&[5, 6], 2);
         let bt = b.view().reversed_axes();
         let bt_copy = bt.to_owned();
-        assert_eq!(mul(a.view(), bt.clone()).unwrap(), mul(a.view(), bt_copy.view()).unwrap());
+        assert_eq!(
+            mul(a.view(), bt.clone()).unwrap(),
+            mul(a.view(), bt_copy.view()).unwrap()
+        );
         assert_eq!(exp(bt.clone()), exp(bt_copy.view()));
         let stepped = a.slice(ndarray::s![.., ..;2]).into_dyn();
         assert_eq!(exp(stepped.clone()), exp(stepped.to_owned().view()));
@@ -802,7 +952,9 @@ mod tests {
         for b in [&same, &bias, &general] {
             assert_bitwise_eq_across_threads(|| div(a.view(), b.view()).unwrap());
             assert_bitwise_eq_across_threads(|| pow(b.view(), a.view()).unwrap());
-            assert_bitwise_eq_across_threads(|| div_backward(a.view(), b.view(), same.view()).unwrap());
+            assert_bitwise_eq_across_threads(|| {
+                div_backward(a.view(), b.view(), same.view()).unwrap()
+            });
         }
         assert_bitwise_eq_across_threads(|| exp_backward(a.view(), same.view(), a.view()).unwrap());
     }

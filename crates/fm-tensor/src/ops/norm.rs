@@ -86,8 +86,16 @@ pub struct RmsNormGrads<T> {
 /// The row length D of `x`, checking that there is a non-empty last axis.
 fn row_length(op: &'static str, x: &ArrayViewD<'_, impl Element>) -> Result<usize> {
     match x.shape().last() {
-        None => Err(TensorError::invalid_shape(op, x.shape(), "normalisation needs at least one axis")),
-        Some(0) => Err(TensorError::invalid_shape(op, x.shape(), "the normalised (last) axis is empty")),
+        None => Err(TensorError::invalid_shape(
+            op,
+            x.shape(),
+            "normalisation needs at least one axis",
+        )),
+        Some(0) => Err(TensorError::invalid_shape(
+            op,
+            x.shape(),
+            "the normalised (last) axis is empty",
+        )),
         Some(&d) => Ok(d),
     }
 }
@@ -109,7 +117,9 @@ fn parameter<'a, T: Element>(
             p.shape(),
             format!("{name} must have shape [{d}], the length of the last axis"),
         )),
-        Some(p) => Ok(p.as_slice().map_or_else(|| Cow::Owned(p.to_vec()), Cow::Borrowed)),
+        Some(p) => Ok(p
+            .as_slice()
+            .map_or_else(|| Cow::Owned(p.to_vec()), Cow::Borrowed)),
     }
 }
 
@@ -117,7 +127,10 @@ fn check_eps<T: Element>(op: &'static str, eps: T) -> Result<()> {
     if eps >= T::zero() && eps.is_finite() {
         Ok(())
     } else {
-        Err(TensorError::invalid_argument(op, format!("eps must be finite and non-negative, got {eps}")))
+        Err(TensorError::invalid_argument(
+            op,
+            format!("eps must be finite and non-negative, got {eps}"),
+        ))
     }
 }
 
@@ -130,7 +143,12 @@ fn check_backward(
     rows: usize,
 ) -> Result<()> {
     if x.shape() != grad.shape() {
-        return Err(TensorError::shape_mismatch(op, x.shape(), grad.shape(), "the gradient must have the input's shape"));
+        return Err(TensorError::shape_mismatch(
+            op,
+            x.shape(),
+            grad.shape(),
+            "the gradient must have the input's shape",
+        ));
     }
     for &(name, len) in stats {
         if len != rows {
@@ -246,27 +264,47 @@ pub fn layer_norm_backward<T: Element>(
     let d = row_length(OP, &x)?;
     let gamma = parameter(OP, "gamma", gamma.as_ref(), x.shape(), T::one())?;
     let rows = x.len() / d;
-    check_backward(OP, &x, &grad, &[("mean", mean.len()), ("rstd", rstd.len())], rows)?;
+    check_backward(
+        OP,
+        &x,
+        &grad,
+        &[("mean", mean.len()), ("rstd", rstd.len())],
+        rows,
+    )?;
     let (xs, gs) = (x.as_standard_layout(), grad.as_standard_layout());
-    let (xs, gs) = (xs.as_slice().expect("contiguous"), gs.as_slice().expect("contiguous"));
+    let (xs, gs) = (
+        xs.as_slice().expect("contiguous"),
+        gs.as_slice().expect("contiguous"),
+    );
     let d_t = T::from_usize(d).expect("lengths convert to floats");
-    let (dx, [dgamma, dbeta]) = backward_rows::<T, 2>(rows, d, |r, dx_row, [dgamma, dbeta], x_hat| {
-        let (xr, gr) = (&xs[r * d..(r + 1) * d], &gs[r * d..(r + 1) * d]);
-        let (m, s) = (mean[r], rstd[r]);
-        for (((xh, o), &v), (&g, &w)) in x_hat.iter_mut().zip(dx_row.iter_mut()).zip(xr).zip(gr.iter().zip(gamma.iter())) {
-            *xh = (v - m) * s;
-            *o = g * w;
-        }
-        let mean_g = sum_slice(dx_row) / d_t;
-        let mean_gx = dot_slice(dx_row, x_hat) / d_t;
-        for (o, &xh) in dx_row.iter_mut().zip(x_hat.iter()) {
-            *o = s * (*o - mean_g - xh * mean_gx);
-        }
-        for (((dg, db), &g), &xh) in dgamma.iter_mut().zip(dbeta.iter_mut()).zip(gr).zip(x_hat.iter()) {
-            *dg = *dg + g * xh;
-            *db = *db + g;
-        }
-    });
+    let (dx, [dgamma, dbeta]) =
+        backward_rows::<T, 2>(rows, d, |r, dx_row, [dgamma, dbeta], x_hat| {
+            let (xr, gr) = (&xs[r * d..(r + 1) * d], &gs[r * d..(r + 1) * d]);
+            let (m, s) = (mean[r], rstd[r]);
+            for (((xh, o), &v), (&g, &w)) in x_hat
+                .iter_mut()
+                .zip(dx_row.iter_mut())
+                .zip(xr)
+                .zip(gr.iter().zip(gamma.iter()))
+            {
+                *xh = (v - m) * s;
+                *o = g * w;
+            }
+            let mean_g = sum_slice(dx_row) / d_t;
+            let mean_gx = dot_slice(dx_row, x_hat) / d_t;
+            for (o, &xh) in dx_row.iter_mut().zip(x_hat.iter()) {
+                *o = s * (*o - mean_g - xh * mean_gx);
+            }
+            for (((dg, db), &g), &xh) in dgamma
+                .iter_mut()
+                .zip(dbeta.iter_mut())
+                .zip(gr)
+                .zip(x_hat.iter())
+            {
+                *dg = *dg + g * xh;
+                *db = *db + g;
+            }
+        });
     Ok(LayerNormGrads {
         dx: ArrayD::from_shape_vec(x.shape(), dx).expect("gradient has the input's shape"),
         dgamma: Array1::from(dgamma),
@@ -275,7 +313,11 @@ pub fn layer_norm_backward<T: Element>(
 }
 
 /// RMSNorm over the last axis: x/√(mean(x²) + eps)·gamma, `gamma` of shape `[D]` or `None` (ones).
-pub fn rms_norm<T: Element>(x: ArrayViewD<'_, T>, gamma: Option<ArrayView1<'_, T>>, eps: T) -> Result<RmsNormOutput<T>> {
+pub fn rms_norm<T: Element>(
+    x: ArrayViewD<'_, T>,
+    gamma: Option<ArrayView1<'_, T>>,
+    eps: T,
+) -> Result<RmsNormOutput<T>> {
     const OP: &str = "rms_norm";
     let d = row_length(OP, &x)?;
     let gamma = parameter(OP, "gamma", gamma.as_ref(), x.shape(), T::one())?;
@@ -311,12 +353,20 @@ pub fn rms_norm_backward<T: Element>(
     let rows = x.len() / d;
     check_backward(OP, &x, &grad, &[("rstd", rstd.len())], rows)?;
     let (xs, gs) = (x.as_standard_layout(), grad.as_standard_layout());
-    let (xs, gs) = (xs.as_slice().expect("contiguous"), gs.as_slice().expect("contiguous"));
+    let (xs, gs) = (
+        xs.as_slice().expect("contiguous"),
+        gs.as_slice().expect("contiguous"),
+    );
     let d_t = T::from_usize(d).expect("lengths convert to floats");
     let (dx, [dgamma]) = backward_rows::<T, 1>(rows, d, |r, dx_row, [dgamma], x_hat| {
         let (xr, gr) = (&xs[r * d..(r + 1) * d], &gs[r * d..(r + 1) * d]);
         let s = rstd[r];
-        for (((xh, o), &v), (&g, &w)) in x_hat.iter_mut().zip(dx_row.iter_mut()).zip(xr).zip(gr.iter().zip(gamma.iter())) {
+        for (((xh, o), &v), (&g, &w)) in x_hat
+            .iter_mut()
+            .zip(dx_row.iter_mut())
+            .zip(xr)
+            .zip(gr.iter().zip(gamma.iter()))
+        {
             *xh = v * s;
             *o = g * w;
         }
@@ -337,11 +387,18 @@ pub fn rms_norm_backward<T: Element>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::testing::{assert_bitwise_eq_across_threads, check_gradient, random_array, weighted_sum};
+    use crate::ops::testing::{
+        assert_bitwise_eq_across_threads, check_gradient, random_array, weighted_sum,
+    };
     use ndarray::{array, Axis};
 
     /// LayerNorm the plain way, in f64.
-    fn reference_layer_norm(x: &ArrayD<f64>, gamma: &Array1<f64>, beta: &Array1<f64>, eps: f64) -> ArrayD<f64> {
+    fn reference_layer_norm(
+        x: &ArrayD<f64>,
+        gamma: &Array1<f64>,
+        beta: &Array1<f64>,
+        eps: f64,
+    ) -> ArrayD<f64> {
         let last = Axis(x.ndim() - 1);
         let mut out = x.clone();
         for mut lane in out.lanes_mut(last) {
@@ -363,7 +420,10 @@ mod tests {
             assert!((got - want).abs() < 1e-15);
         }
         assert_eq!(f.mean.to_vec(), vec![2.0, 4.0]);
-        assert!((f.rstd[0] - 1.5f64.sqrt()).abs() < 1e-15 && (f.rstd[1] - 0.375f64.sqrt()).abs() < 1e-15);
+        assert!(
+            (f.rstd[0] - 1.5f64.sqrt()).abs() < 1e-15
+                && (f.rstd[1] - 0.375f64.sqrt()).abs() < 1e-15
+        );
         let gamma = array![2.0, 1.0, 0.5];
         let beta = array![0.0, 10.0, 1.0];
         let f = layer_norm(x.view(), Some(gamma.view()), Some(beta.view()), 0.0).unwrap();
@@ -379,7 +439,10 @@ mod tests {
         let x = array![[3.0f64, 4.0]].into_dyn();
         let f = rms_norm(x.view(), Some(array![1.0, 2.0].view()), 0.0).unwrap();
         let rms = 12.5f64.sqrt();
-        assert!((f.output[[0, 0]] - 3.0 / rms).abs() < 1e-15 && (f.output[[0, 1]] - 8.0 / rms).abs() < 1e-15);
+        assert!(
+            (f.output[[0, 0]] - 3.0 / rms).abs() < 1e-15
+                && (f.output[[0, 1]] - 8.0 / rms).abs() < 1e-15
+        );
         assert!((f.rstd[0] - 1.0 / rms).abs() < 1e-16);
     }
 
@@ -390,41 +453,80 @@ mod tests {
         let beta = random_array::<f64>(&[7], 3).into_dimensionality().unwrap();
         let f = layer_norm(x.view(), Some(gamma.view()), Some(beta.view()), 1e-5).unwrap();
         let want = reference_layer_norm(&x, &gamma, &beta, 1e-5);
-        assert!(f.output.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-13));
+        assert!(f
+            .output
+            .iter()
+            .zip(&want)
+            .all(|(a, b)| (a - b).abs() < 1e-13));
         assert_eq!(f.mean.len(), 12);
         // f32 agrees with f64 to f32 precision.
-        let f32_out = layer_norm(x.mapv(|v| v as f32).view(), Some(gamma.mapv(|v| v as f32).view()), None, 1e-5)
-            .unwrap()
-            .output;
+        let f32_out = layer_norm(
+            x.mapv(|v| v as f32).view(),
+            Some(gamma.mapv(|v| v as f32).view()),
+            None,
+            1e-5,
+        )
+        .unwrap()
+        .output;
         let want = reference_layer_norm(&x, &gamma, &Array1::zeros(7), 1e-5);
-        assert!(f32_out.iter().zip(&want).all(|(&a, b)| (a as f64 - b).abs() < 2e-6));
+        assert!(f32_out
+            .iter()
+            .zip(&want)
+            .all(|(&a, b)| (a as f64 - b).abs() < 2e-6));
     }
 
     #[test]
     fn gradients_match_finite_differences() {
         let eps = 1e-5;
-        for (seed, shape) in [&[3, 1, 4][..], &[2, 5], &[1, 3], &[6]].into_iter().enumerate() {
+        for (seed, shape) in [&[3, 1, 4][..], &[2, 5], &[1, 3], &[6]]
+            .into_iter()
+            .enumerate()
+        {
             let seed = seed as u64 * 10;
             let d = shape[shape.len() - 1];
             let x = random_array::<f64>(shape, seed);
             let w = random_array::<f64>(shape, seed + 1);
-            let gamma: Array1<f64> = random_array::<f64>(&[d], seed + 2).into_dimensionality().unwrap();
-            let beta: Array1<f64> = random_array::<f64>(&[d], seed + 3).into_dimensionality().unwrap();
+            let gamma: Array1<f64> = random_array::<f64>(&[d], seed + 2)
+                .into_dimensionality()
+                .unwrap();
+            let beta: Array1<f64> = random_array::<f64>(&[d], seed + 3)
+                .into_dimensionality()
+                .unwrap();
             for with_params in [true, false] {
-                let (g, b) = if with_params { (Some(gamma.view()), Some(beta.view())) } else { (None, None) };
-                let f = layer_norm(x.view(), g, b, eps).unwrap();
-                let grads = layer_norm_backward(x.view(), g, f.mean.view(), f.rstd.view(), w.view()).unwrap();
-                let loss = |x: &ArrayD<f64>, g: &Array1<f64>, b: &Array1<f64>| {
-                    weighted_sum(&layer_norm(x.view(), Some(g.view()), Some(b.view()), eps).unwrap().output, &w)
+                let (g, b) = if with_params {
+                    (Some(gamma.view()), Some(beta.view()))
+                } else {
+                    (None, None)
                 };
-                let (g1, b0) = (gamma.mapv(|v| if with_params { v } else { 1.0 }), beta.mapv(|v| if with_params { v } else { 0.0 }));
+                let f = layer_norm(x.view(), g, b, eps).unwrap();
+                let grads =
+                    layer_norm_backward(x.view(), g, f.mean.view(), f.rstd.view(), w.view())
+                        .unwrap();
+                let loss = |x: &ArrayD<f64>, g: &Array1<f64>, b: &Array1<f64>| {
+                    weighted_sum(
+                        &layer_norm(x.view(), Some(g.view()), Some(b.view()), eps)
+                            .unwrap()
+                            .output,
+                        &w,
+                    )
+                };
+                let (g1, b0) = (
+                    gamma.mapv(|v| if with_params { v } else { 1.0 }),
+                    beta.mapv(|v| if with_params { v } else { 0.0 }),
+                );
                 check_gradient("layer_norm dx", &x, &grads.dx, |x| loss(x, &g1, &b0));
-                check_gradient("layer_norm dgamma", &g1.clone().into_dyn(), &grads.dgamma.into_dyn(), |g| {
-                    loss(&x, &g.clone().into_dimensionality().unwrap(), &b0)
-                });
-                check_gradient("layer_norm dbeta", &b0.clone().into_dyn(), &grads.dbeta.into_dyn(), |b| {
-                    loss(&x, &g1, &b.clone().into_dimensionality().unwrap())
-                });
+                check_gradient(
+                    "layer_norm dgamma",
+                    &g1.clone().into_dyn(),
+                    &grads.dgamma.into_dyn(),
+                    |g| loss(&x, &g.clone().into_dimensionality().unwrap(), &b0),
+                );
+                check_gradient(
+                    "layer_norm dbeta",
+                    &b0.clone().into_dyn(),
+                    &grads.dbeta.into_dyn(),
+                    |b| loss(&x, &g1, &b.clone().into_dimensionality().unwrap()),
+                );
 
                 let f = rms_norm(x.view(), g, eps).unwrap();
                 let grads = rms_norm_backward(x.view(), g, f.rstd.view(), w.view()).unwrap();
@@ -432,9 +534,12 @@ mod tests {
                     weighted_sum(&rms_norm(x.view(), Some(g.view()), eps).unwrap().output, &w)
                 };
                 check_gradient("rms_norm dx", &x, &grads.dx, |x| loss(x, &g1));
-                check_gradient("rms_norm dgamma", &g1.clone().into_dyn(), &grads.dgamma.into_dyn(), |g| {
-                    loss(&x, &g.clone().into_dimensionality().unwrap())
-                });
+                check_gradient(
+                    "rms_norm dgamma",
+                    &g1.clone().into_dyn(),
+                    &grads.dgamma.into_dyn(),
+                    |g| loss(&x, &g.clone().into_dimensionality().unwrap()),
+                );
             }
         }
     }
@@ -443,23 +548,46 @@ mod tests {
     fn bad_inputs_are_errors() {
         let x = ArrayD::<f32>::zeros(vec![2, 3]);
         let gamma = Array1::<f32>::ones(4);
-        let err = layer_norm(x.view(), Some(gamma.view()), None, 1e-5).unwrap_err().to_string();
-        assert!(err.starts_with("layer_norm: shape mismatch between [2, 3] and [4]"), "{err}");
+        let err = layer_norm(x.view(), Some(gamma.view()), None, 1e-5)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("layer_norm: shape mismatch between [2, 3] and [4]"),
+            "{err}"
+        );
         let err = rms_norm(x.view(), None, -1.0).unwrap_err().to_string();
         assert!(err.contains("eps"), "{err}");
         assert!(layer_norm(x.view(), None, None, f32::NAN).is_err());
-        let err = layer_norm(ArrayD::<f32>::zeros(vec![]).view(), None, None, 0.0).unwrap_err().to_string();
-        assert!(err.contains("at least one axis"), "{err}");
-        let err = rms_norm(ArrayD::<f32>::zeros(vec![3, 0]).view(), None, 0.0).unwrap_err().to_string();
-        assert!(err.contains("[3, 0]") && err.contains("empty"), "{err}");
-        let stats = Array1::<f32>::zeros(2);
-        let err = layer_norm_backward(x.view(), None, stats.view(), stats.view(), ArrayD::zeros(vec![3, 2]).view())
+        let err = layer_norm(ArrayD::<f32>::zeros(vec![]).view(), None, None, 0.0)
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("layer_norm_backward: shape mismatch between [2, 3] and [3, 2]"), "{err}");
+        assert!(err.contains("at least one axis"), "{err}");
+        let err = rms_norm(ArrayD::<f32>::zeros(vec![3, 0]).view(), None, 0.0)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("[3, 0]") && err.contains("empty"), "{err}");
+        let stats = Array1::<f32>::zeros(2);
+        let err = layer_norm_backward(
+            x.view(),
+            None,
+            stats.view(),
+            stats.view(),
+            ArrayD::zeros(vec![3, 2]).view(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("layer_norm_backward: shape mismatch between [2, 3] and [3, 2]"),
+            "{err}"
+        );
         let short = Array1::<f32>::zeros(1);
-        let err = rms_norm_backward(x.view(), None, short.view(), x.view()).unwrap_err().to_string();
-        assert!(err.contains("rstd must have one value per row (2)"), "{err}");
+        let err = rms_norm_backward(x.view(), None, short.view(), x.view())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("rstd must have one value per row (2)"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -467,8 +595,12 @@ mod tests {
         let x = ArrayD::<f32>::zeros(vec![0, 4]);
         let f = layer_norm(x.view(), None, None, 1e-5).unwrap();
         assert_eq!((f.output.shape(), f.mean.len()), (&[0usize, 4][..], 0));
-        let grads = layer_norm_backward(x.view(), None, f.mean.view(), f.rstd.view(), x.view()).unwrap();
-        assert_eq!((grads.dx.shape(), grads.dgamma.to_vec()), (&[0usize, 4][..], vec![0.0; 4]));
+        let grads =
+            layer_norm_backward(x.view(), None, f.mean.view(), f.rstd.view(), x.view()).unwrap();
+        assert_eq!(
+            (grads.dx.shape(), grads.dgamma.to_vec()),
+            (&[0usize, 4][..], vec![0.0; 4])
+        );
         let f = rms_norm(x.view(), None, 1e-5).unwrap();
         let grads = rms_norm_backward(x.view(), None, f.rstd.view(), x.view()).unwrap();
         assert_eq!(grads.dgamma.to_vec(), vec![0.0; 4]);
@@ -478,21 +610,35 @@ mod tests {
     fn results_are_identical_for_any_thread_count() {
         let x = random_array::<f32>(&[1000, 192], 5);
         let g = random_array::<f32>(&[1000, 192], 6);
-        let gamma: Array1<f32> = random_array::<f32>(&[192], 7).into_dimensionality().unwrap();
-        let beta: Array1<f32> = random_array::<f32>(&[192], 8).into_dimensionality().unwrap();
+        let gamma: Array1<f32> = random_array::<f32>(&[192], 7)
+            .into_dimensionality()
+            .unwrap();
+        let beta: Array1<f32> = random_array::<f32>(&[192], 8)
+            .into_dimensionality()
+            .unwrap();
         let f = layer_norm(x.view(), Some(gamma.view()), Some(beta.view()), 1e-5).unwrap();
         assert_bitwise_eq_across_threads(|| {
             let f = layer_norm(x.view(), Some(gamma.view()), Some(beta.view()), 1e-5).unwrap();
             (f.output, f.mean, f.rstd)
         });
         assert_bitwise_eq_across_threads(|| {
-            let b = layer_norm_backward(x.view(), Some(gamma.view()), f.mean.view(), f.rstd.view(), g.view()).unwrap();
+            let b = layer_norm_backward(
+                x.view(),
+                Some(gamma.view()),
+                f.mean.view(),
+                f.rstd.view(),
+                g.view(),
+            )
+            .unwrap();
             (b.dx, b.dgamma, b.dbeta)
         });
         let r = rms_norm(x.view(), Some(gamma.view()), 1e-6).unwrap();
-        assert_bitwise_eq_across_threads(|| rms_norm(x.view(), Some(gamma.view()), 1e-6).unwrap().output);
         assert_bitwise_eq_across_threads(|| {
-            let b = rms_norm_backward(x.view(), Some(gamma.view()), r.rstd.view(), g.view()).unwrap();
+            rms_norm(x.view(), Some(gamma.view()), 1e-6).unwrap().output
+        });
+        assert_bitwise_eq_across_threads(|| {
+            let b =
+                rms_norm_backward(x.view(), Some(gamma.view()), r.rstd.view(), g.view()).unwrap();
             (b.dx, b.dgamma)
         });
     }

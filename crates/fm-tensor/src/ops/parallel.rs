@@ -43,8 +43,13 @@ where
 
 /// Like [`for_each_chunk_mut`] over two equally long slices at once: `body(index, chunk_a, chunk_b)`
 /// gets the chunks with the same index.
-pub(crate) fn for_each_chunk_pair_mut<T, F>(a: &mut [T], b: &mut [T], chunk_len: usize, parallel: bool, body: F)
-where
+pub(crate) fn for_each_chunk_pair_mut<T, F>(
+    a: &mut [T],
+    b: &mut [T],
+    chunk_len: usize,
+    parallel: bool,
+    body: F,
+) where
     T: Send,
     F: Fn(usize, &mut [T], &mut [T]) + Sync + Send,
 {
@@ -65,7 +70,12 @@ where
 
 /// Calls `body(index, chunk)` on each `chunk_len`-long chunk of `data` like [`for_each_chunk_mut`]
 /// and returns the bodies' results in chunk order (so combining them afterwards is deterministic).
-pub(crate) fn map_chunks_mut<T, R, F>(data: &mut [T], chunk_len: usize, parallel: bool, body: F) -> Vec<R>
+pub(crate) fn map_chunks_mut<T, R, F>(
+    data: &mut [T],
+    chunk_len: usize,
+    parallel: bool,
+    body: F,
+) -> Vec<R>
 where
     T: Send,
     R: Send,
@@ -124,7 +134,10 @@ mod tests {
 
     #[test]
     fn map_indices_keeps_order() {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
         let v = pool.install(|| map_indices(100, true, |i| i * 3));
         assert_eq!(v, (0..100).map(|i| i * 3).collect::<Vec<_>>());
     }

@@ -158,7 +158,8 @@ pub(crate) fn dot_slice<T: Element>(a: &[T], b: &[T]) -> T {
             acc[j] = acc[j] + x[j] * y[j];
         }
     }
-    let mut total = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+    let mut total =
+        ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
     for (&x, &y) in ca.remainder().iter().zip(cb.remainder()) {
         total = total + x * y;
     }
@@ -172,7 +173,12 @@ pub(crate) fn max_slice<T: Element>(xs: &[T]) -> T {
 }
 
 /// Reduces the middle axis of a row-major `[outer, mid, inner]` buffer.
-fn reduce_middle<T: Element, R: Reducer<T>>(src: &[T], outer: usize, mid: usize, inner: usize) -> Vec<T> {
+fn reduce_middle<T: Element, R: Reducer<T>>(
+    src: &[T],
+    outer: usize,
+    mid: usize,
+    inner: usize,
+) -> Vec<T> {
     let mut out = vec![R::identity(); outer * inner];
     if mid == 0 || out.is_empty() {
         return out;
@@ -188,7 +194,9 @@ fn reduce_middle<T: Element, R: Reducer<T>>(src: &[T], outer: usize, mid: usize,
             fold_slice::<T, R>(&src[start..end])
         });
         for (o, parts) in out.iter_mut().zip(partials.chunks(chunks)) {
-            *o = parts.iter().fold(R::identity(), |acc, &p| R::combine(acc, p));
+            *o = parts
+                .iter()
+                .fold(R::identity(), |acc, &p| R::combine(acc, p));
         }
     } else if inner == 1 {
         let per_task = rows_per_task(mid);
@@ -219,10 +227,15 @@ fn reduce_middle<T: Element, R: Reducer<T>>(src: &[T], outer: usize, mid: usize,
 
 /// Reduces the axes flagged in `reduced` and returns the result in row-major order of the kept axes
 /// (the order of evaluation is described in the module doc). `reduced.len()` must equal `x.ndim()`.
-pub(crate) fn reduce_axes<T: Element, R: Reducer<T>>(x: ArrayViewD<'_, T>, reduced: &[bool]) -> Vec<T> {
+pub(crate) fn reduce_axes<T: Element, R: Reducer<T>>(
+    x: ArrayViewD<'_, T>,
+    reduced: &[bool],
+) -> Vec<T> {
     debug_assert_eq!(reduced.len(), x.ndim());
     let x = x.as_standard_layout();
-    let data = x.as_slice().expect("a standard-layout array is a contiguous slice");
+    let data = x
+        .as_slice()
+        .expect("a standard-layout array is a contiguous slice");
     // Adjacent axes with the same flag act as one axis; axes of length 1 change nothing.
     let mut groups: Vec<(usize, bool)> = Vec::new();
     for (&len, &is_reduced) in x.shape().iter().zip(reduced) {
@@ -255,11 +268,17 @@ pub(crate) fn axes_mask(op: &'static str, shape: &[usize], axes: &[usize]) -> Re
         if axis >= shape.len() {
             return Err(TensorError::invalid_argument(
                 op,
-                format!("axis {axis} is out of range for shape {shape:?} ({} axes)", shape.len()),
+                format!(
+                    "axis {axis} is out of range for shape {shape:?} ({} axes)",
+                    shape.len()
+                ),
             ));
         }
         if mask[axis] {
-            return Err(TensorError::invalid_argument(op, format!("axis {axis} is listed twice in {axes:?}")));
+            return Err(TensorError::invalid_argument(
+                op,
+                format!("axis {axis} is listed twice in {axes:?}"),
+            ));
         }
         mask[axis] = true;
     }
@@ -281,7 +300,12 @@ fn reduced_shape(shape: &[usize], mask: &[bool], keepdim: bool) -> Vec<usize> {
 
 /// Number of input elements folded into each output element.
 fn reduced_count(shape: &[usize], mask: &[bool]) -> usize {
-    shape.iter().zip(mask).filter(|&(_, &r)| r).map(|(&len, _)| len).product()
+    shape
+        .iter()
+        .zip(mask)
+        .filter(|&(_, &r)| r)
+        .map(|(&len, _)| len)
+        .product()
 }
 
 fn reduce_public<T: Element, R: Reducer<T>>(
@@ -293,8 +317,15 @@ fn reduce_public<T: Element, R: Reducer<T>>(
 ) -> Result<ArrayD<T>> {
     let mask = axes_mask(op, x.shape(), axes)?;
     let out_shape = reduced_shape(x.shape(), &mask, keepdim);
-    if needs_elements && reduced_count(x.shape(), &mask) == 0 && out_shape.iter().product::<usize>() > 0 {
-        return Err(TensorError::invalid_shape(op, x.shape(), format!("reduces an empty set along axes {axes:?}")));
+    if needs_elements
+        && reduced_count(x.shape(), &mask) == 0
+        && out_shape.iter().product::<usize>() > 0
+    {
+        return Err(TensorError::invalid_shape(
+            op,
+            x.shape(),
+            format!("reduces an empty set along axes {axes:?}"),
+        ));
     }
     let data = reduce_axes::<T, R>(x, &mask);
     Ok(ArrayD::from_shape_vec(out_shape, data).expect("reduction output matches its shape"))
@@ -352,13 +383,23 @@ pub fn mean_all<T: Element>(x: ArrayViewD<'_, T>) -> T {
 /// Maximum of all elements; an error for an empty array.
 pub fn max_all<T: Element>(x: ArrayViewD<'_, T>) -> Result<T> {
     let axes = all_axes(&x);
-    Ok(reduce_public::<T, MaxReducer>("max_all", x, &axes, false, true)?.into_iter().next().expect("a full reduction has one element"))
+    Ok(
+        reduce_public::<T, MaxReducer>("max_all", x, &axes, false, true)?
+            .into_iter()
+            .next()
+            .expect("a full reduction has one element"),
+    )
 }
 
 /// Minimum of all elements; an error for an empty array.
 pub fn min_all<T: Element>(x: ArrayViewD<'_, T>) -> Result<T> {
     let axes = all_axes(&x);
-    Ok(reduce_public::<T, MinReducer>("min_all", x, &axes, false, true)?.into_iter().next().expect("a full reduction has one element"))
+    Ok(
+        reduce_public::<T, MinReducer>("min_all", x, &axes, false, true)?
+            .into_iter()
+            .next()
+            .expect("a full reduction has one element"),
+    )
 }
 
 /// Checks that `grad` has the shape the forward produced and views it with the reduced axes kept.
@@ -379,7 +420,9 @@ fn grad_with_kept_axes<'a, T: Element>(
         ));
     }
     let kept = reduced_shape(input_shape, mask, true);
-    Ok(grad.to_shape(kept).expect("inserting unit axes keeps the element count"))
+    Ok(grad
+        .to_shape(kept)
+        .expect("inserting unit axes keeps the element count"))
 }
 
 /// Writes `scale(g)` for the broadcast gradient `g` into a new array of `input_shape`.
@@ -394,7 +437,9 @@ fn expand_grad<T: Element>(
     let mask = axes_mask(op, input_shape, axes)?;
     let kept = grad_with_kept_axes(op, &grad, input_shape, &mask, keepdim)?;
     let mut out = ArrayD::zeros(input_shape);
-    let spread = kept.broadcast(input_shape).expect("kept-axes gradient broadcasts to the input shape");
+    let spread = kept
+        .broadcast(input_shape)
+        .expect("kept-axes gradient broadcasts to the input shape");
     let parallel = worth_parallel(out.len());
     let zip = Zip::from(&mut out).and(&spread);
     let write = |o: &mut T, &g: &T| *o = divisor.map_or(g, |d| g / d);
@@ -425,7 +470,14 @@ pub fn mean_backward<T: Element>(
 ) -> Result<ArrayD<T>> {
     let mask = axes_mask("mean_backward", input_shape, axes)?;
     let count = T::from_usize(reduced_count(input_shape, &mask)).expect("counts convert to floats");
-    expand_grad("mean_backward", grad, input_shape, axes, keepdim, Some(count))
+    expand_grad(
+        "mean_backward",
+        grad,
+        input_shape,
+        axes,
+        keepdim,
+        Some(count),
+    )
 }
 
 /// Sends each output's gradient to the first input element (row-major) equal to that output.
@@ -463,7 +515,11 @@ fn route_to_first_match<T: Element>(
     let grads = grads.as_slice().expect("standard layout is contiguous");
 
     // A 0-d input is one row of one element.
-    let shape: Vec<usize> = if x.ndim() == 0 { vec![1] } else { x.shape().to_vec() };
+    let shape: Vec<usize> = if x.ndim() == 0 {
+        vec![1]
+    } else {
+        x.shape().to_vec()
+    };
     let mask = if x.ndim() == 0 { vec![true] } else { mask };
     // Strides of the output (with kept unit axes) in row-major order; 0 along reduced axes.
     let mut out_strides = vec![0usize; shape.len()];
@@ -563,18 +619,36 @@ mod tests {
     #[test]
     fn values_by_hand() {
         let x = array![[1.0f32, -2.0, 3.0], [4.0, 5.0, -6.0]].into_dyn();
-        assert_eq!(sum(x.view(), &[0], false).unwrap(), array![5.0, 3.0, -3.0].into_dyn());
-        assert_eq!(sum(x.view(), &[1], true).unwrap(), array![[2.0], [3.0]].into_dyn());
-        assert_eq!(mean(x.view(), &[1], false).unwrap(), array![2.0 / 3.0, 1.0].into_dyn());
-        assert_eq!(max(x.view(), &[0], false).unwrap(), array![4.0, 5.0, 3.0].into_dyn());
-        assert_eq!(min(x.view(), &[1], true).unwrap(), array![[-2.0], [-6.0]].into_dyn());
+        assert_eq!(
+            sum(x.view(), &[0], false).unwrap(),
+            array![5.0, 3.0, -3.0].into_dyn()
+        );
+        assert_eq!(
+            sum(x.view(), &[1], true).unwrap(),
+            array![[2.0], [3.0]].into_dyn()
+        );
+        assert_eq!(
+            mean(x.view(), &[1], false).unwrap(),
+            array![2.0 / 3.0, 1.0].into_dyn()
+        );
+        assert_eq!(
+            max(x.view(), &[0], false).unwrap(),
+            array![4.0, 5.0, 3.0].into_dyn()
+        );
+        assert_eq!(
+            min(x.view(), &[1], true).unwrap(),
+            array![[-2.0], [-6.0]].into_dyn()
+        );
         assert_eq!(sum_all(x.view()), 5.0);
         assert_eq!(mean_all(x.view()), 5.0 / 6.0);
         assert_eq!(max_all(x.view()).unwrap(), 5.0);
         assert_eq!(min_all(x.view()).unwrap(), -6.0);
         // No axes: a copy; all axes without keepdim: a 0-d array.
         assert_eq!(sum(x.view(), &[], false).unwrap(), x);
-        assert_eq!(sum(x.view(), &[1, 0], false).unwrap().shape(), &[] as &[usize]);
+        assert_eq!(
+            sum(x.view(), &[1, 0], false).unwrap().shape(),
+            &[] as &[usize]
+        );
     }
 
     #[test]
@@ -616,8 +690,14 @@ mod tests {
         let permuted = x.view().permuted_axes(vec![2, 0, 1]);
         let copy = permuted.as_standard_layout().into_owned();
         for axes in [&[0usize][..], &[1], &[2], &[0, 2]] {
-            assert_eq!(sum(permuted.clone(), axes, false).unwrap(), sum(copy.view(), axes, false).unwrap());
-            assert_eq!(max(permuted.clone(), axes, true).unwrap(), max(copy.view(), axes, true).unwrap());
+            assert_eq!(
+                sum(permuted.clone(), axes, false).unwrap(),
+                sum(copy.view(), axes, false).unwrap()
+            );
+            assert_eq!(
+                max(permuted.clone(), axes, true).unwrap(),
+                max(copy.view(), axes, true).unwrap()
+            );
         }
     }
 
@@ -643,7 +723,14 @@ mod tests {
         assert!(m[[0]].is_nan() && m[[1]] == 1.0);
         // The NaN's position receives the gradient.
         let m = max(x.view(), &[1], true).unwrap();
-        let dx = max_backward(x.view(), m.view(), ArrayD::ones(m.shape()).view(), &[1], true).unwrap();
+        let dx = max_backward(
+            x.view(),
+            m.view(),
+            ArrayD::ones(m.shape()).view(),
+            &[1],
+            true,
+        )
+        .unwrap();
         assert_eq!(dx, array![[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]].into_dyn());
     }
 
@@ -651,7 +738,11 @@ mod tests {
     fn bad_axes_are_errors() {
         let x = ArrayD::<f32>::zeros(vec![2, 3]);
         let err = sum(x.view(), &[2], false).unwrap_err();
-        assert!(err.to_string().contains("axis 2 is out of range for shape [2, 3]"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("axis 2 is out of range for shape [2, 3]"),
+            "{err}"
+        );
         let err = mean(x.view(), &[1, 1], false).unwrap_err();
         assert!(err.to_string().contains("listed twice"), "{err}");
         assert!(max(x.view(), &[5], true).is_err());
@@ -663,7 +754,10 @@ mod tests {
         let g = ArrayD::<f32>::zeros(vec![2, 3]);
         let err = sum_backward(g.view(), &[2, 3, 4], &[2], true).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("[2, 3]") && text.contains("[2, 3, 1]"), "{text}");
+        assert!(
+            text.contains("[2, 3]") && text.contains("[2, 3, 1]"),
+            "{text}"
+        );
         let x = ArrayD::<f32>::zeros(vec![2, 3]);
         let out = ArrayD::<f32>::zeros(vec![2]);
         let err = max_backward(x.view(), out.view(), g.view(), &[1], false).unwrap_err();
@@ -676,7 +770,10 @@ mod tests {
     fn empty_inputs() {
         let x = ArrayD::<f64>::zeros(vec![0, 3]);
         assert_eq!(sum(x.view(), &[0], false).unwrap(), ArrayD::zeros(vec![3]));
-        assert!(mean(x.view(), &[0], false).unwrap().iter().all(|v| v.is_nan()));
+        assert!(mean(x.view(), &[0], false)
+            .unwrap()
+            .iter()
+            .all(|v| v.is_nan()));
         assert_eq!(sum(x.view(), &[1], false).unwrap().shape(), &[0]);
         assert_eq!(max(x.view(), &[1], false).unwrap().shape(), &[0]);
         let err = max(x.view(), &[0], false).unwrap_err();
@@ -696,14 +793,26 @@ mod tests {
         assert_eq!(sum(x.view(), &[], false).unwrap(), x);
         assert_eq!(sum_all(x.view()), 2.5);
         let m = max(x.view(), &[], false).unwrap();
-        let dx = max_backward(x.view(), m.view(), ArrayD::from_elem(vec![], 3.0).view(), &[], false).unwrap();
+        let dx = max_backward(
+            x.view(),
+            m.view(),
+            ArrayD::from_elem(vec![], 3.0).view(),
+            &[],
+            false,
+        )
+        .unwrap();
         assert_eq!(dx, ArrayD::from_elem(vec![], 3.0));
     }
 
     #[test]
     fn gradients_match_finite_differences() {
-        let cases: [(&[usize], &[usize]); 5] =
-            [(&[3, 1, 4], &[0, 2]), (&[2, 3, 4], &[1]), (&[5], &[0]), (&[1, 4, 1], &[2]), (&[3, 4], &[])];
+        let cases: [(&[usize], &[usize]); 5] = [
+            (&[3, 1, 4], &[0, 2]),
+            (&[2, 3, 4], &[1]),
+            (&[5], &[0]),
+            (&[1, 4, 1], &[2]),
+            (&[3, 4], &[]),
+        ];
         for (seed, (shape, axes)) in cases.into_iter().enumerate() {
             let x = random_array::<f64>(shape, 100 + seed as u64);
             for keepdim in [false, true] {
@@ -711,18 +820,26 @@ mod tests {
                 let w = random_array::<f64>(&out_shape, 200 + seed as u64);
 
                 let dx = sum_backward(w.view(), shape, axes, keepdim).unwrap();
-                check_gradient("sum", &x, &dx, |x| weighted_sum(&sum(x.view(), axes, keepdim).unwrap(), &w));
+                check_gradient("sum", &x, &dx, |x| {
+                    weighted_sum(&sum(x.view(), axes, keepdim).unwrap(), &w)
+                });
 
                 let dx = mean_backward(w.view(), shape, axes, keepdim).unwrap();
-                check_gradient("mean", &x, &dx, |x| weighted_sum(&mean(x.view(), axes, keepdim).unwrap(), &w));
+                check_gradient("mean", &x, &dx, |x| {
+                    weighted_sum(&mean(x.view(), axes, keepdim).unwrap(), &w)
+                });
 
                 let m = max(x.view(), axes, keepdim).unwrap();
                 let dx = max_backward(x.view(), m.view(), w.view(), axes, keepdim).unwrap();
-                check_gradient("max", &x, &dx, |x| weighted_sum(&max(x.view(), axes, keepdim).unwrap(), &w));
+                check_gradient("max", &x, &dx, |x| {
+                    weighted_sum(&max(x.view(), axes, keepdim).unwrap(), &w)
+                });
 
                 let m = min(x.view(), axes, keepdim).unwrap();
                 let dx = min_backward(x.view(), m.view(), w.view(), axes, keepdim).unwrap();
-                check_gradient("min", &x, &dx, |x| weighted_sum(&min(x.view(), axes, keepdim).unwrap(), &w));
+                check_gradient("min", &x, &dx, |x| {
+                    weighted_sum(&min(x.view(), axes, keepdim).unwrap(), &w)
+                });
             }
         }
     }
@@ -731,10 +848,24 @@ mod tests {
     fn ties_send_the_gradient_to_the_first_maximum() {
         let x = array![[2.0f64, 1.0], [2.0, 2.0]].into_dyn();
         let m = max(x.view(), &[0, 1], false).unwrap();
-        let dx = max_backward(x.view(), m.view(), ArrayD::from_elem(vec![], 1.0).view(), &[0, 1], false).unwrap();
+        let dx = max_backward(
+            x.view(),
+            m.view(),
+            ArrayD::from_elem(vec![], 1.0).view(),
+            &[0, 1],
+            false,
+        )
+        .unwrap();
         assert_eq!(dx, array![[1.0, 0.0], [0.0, 0.0]].into_dyn());
         let m = max(x.view(), &[0], false).unwrap();
-        let dx = max_backward(x.view(), m.view(), array![5.0, 7.0].into_dyn().view(), &[0], false).unwrap();
+        let dx = max_backward(
+            x.view(),
+            m.view(),
+            array![5.0, 7.0].into_dyn().view(),
+            &[0],
+            false,
+        )
+        .unwrap();
         assert_eq!(dx, array![[5.0, 0.0], [0.0, 7.0]].into_dyn());
     }
 
@@ -748,6 +879,8 @@ mod tests {
         let long = random_array::<f32>(&[4 * SPLIT_LEN + 3], 7);
         assert_bitwise_eq_across_threads(|| sum(long.view(), &[0], false).unwrap());
         let g = random_array::<f32>(&[48, 130], 8);
-        assert_bitwise_eq_across_threads(|| mean_backward(g.view(), &[48, 35, 130], &[1], false).unwrap());
+        assert_bitwise_eq_across_threads(|| {
+            mean_backward(g.view(), &[48, 35, 130], &[1], false).unwrap()
+        });
     }
 }

@@ -40,7 +40,10 @@ fn check_axis(op: &'static str, shape: &[usize], axis: usize) -> Result<()> {
     if axis >= shape.len() {
         return Err(TensorError::invalid_argument(
             op,
-            format!("axis {axis} is out of range for shape {shape:?} ({} axes)", shape.len()),
+            format!(
+                "axis {axis} is out of range for shape {shape:?} ({} axes)",
+                shape.len()
+            ),
         ));
     }
     Ok(())
@@ -56,10 +59,19 @@ fn rowwise<T: Element, const N: usize>(
     let last = ndim - 1;
     // Move `axis` last so each row is contiguous; remember how to move it back.
     let order: Vec<usize> = (0..ndim).filter(|&a| a != axis).chain([axis]).collect();
-    let moved = inputs.map(|x| if axis == last { x } else { x.permuted_axes(order.clone()) });
+    let moved = inputs.map(|x| {
+        if axis == last {
+            x
+        } else {
+            x.permuted_axes(order.clone())
+        }
+    });
     let standard: [_; N] = std::array::from_fn(|k| moved[k].as_standard_layout());
-    let slices: [&[T]; N] =
-        std::array::from_fn(|k| standard[k].as_slice().expect("a standard-layout array is a contiguous slice"));
+    let slices: [&[T]; N] = std::array::from_fn(|k| {
+        standard[k]
+            .as_slice()
+            .expect("a standard-layout array is a contiguous slice")
+    });
     let row_len = standard[0].shape()[last];
     let mut out = vec![T::zero(); standard[0].len()];
     let task = rows_per_task(row_len) * row_len;
@@ -133,7 +145,11 @@ fn log_softmax_backward_row<T: Element>([y, g]: [&[T]; 2], out: &mut [T]) {
     }
 }
 
-fn check_backward_shapes(op: &'static str, y: &ArrayViewD<'_, impl Element>, grad: &ArrayViewD<'_, impl Element>) -> Result<()> {
+fn check_backward_shapes(
+    op: &'static str,
+    y: &ArrayViewD<'_, impl Element>,
+    grad: &ArrayViewD<'_, impl Element>,
+) -> Result<()> {
     if y.shape() != grad.shape() {
         return Err(TensorError::shape_mismatch(
             op,
@@ -152,7 +168,11 @@ pub fn softmax<T: Element>(x: ArrayViewD<'_, T>, axis: usize) -> Result<ArrayD<T
 }
 
 /// Gradient of [`softmax`] from its output `y` and the output gradient: y ⊙ (g − Σ g⊙y) per lane.
-pub fn softmax_backward<T: Element>(y: ArrayViewD<'_, T>, grad: ArrayViewD<'_, T>, axis: usize) -> Result<ArrayD<T>> {
+pub fn softmax_backward<T: Element>(
+    y: ArrayViewD<'_, T>,
+    grad: ArrayViewD<'_, T>,
+    axis: usize,
+) -> Result<ArrayD<T>> {
     check_axis("softmax_backward", y.shape(), axis)?;
     check_backward_shapes("softmax_backward", &y, &grad)?;
     Ok(rowwise([y, grad], axis, softmax_backward_row))
@@ -179,7 +199,9 @@ pub fn log_softmax_backward<T: Element>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::testing::{assert_bitwise_eq_across_threads, check_gradient, random_array, random_in, weighted_sum};
+    use crate::ops::testing::{
+        assert_bitwise_eq_across_threads, check_gradient, random_array, random_in, weighted_sum,
+    };
     use ndarray::{array, Axis};
 
     fn row<T: Element>(a: &ArrayD<T>, i: usize) -> Vec<T> {
@@ -207,7 +229,11 @@ mod tests {
             assert!((got - want).abs() < 2e-16, "{got} vs {want}");
         }
         let l = log_softmax(x.view(), 0).unwrap();
-        let want = [-2.4076059644443806, -1.4076059644443804, -0.4076059644443804];
+        let want = [
+            -2.4076059644443806,
+            -1.4076059644443804,
+            -0.4076059644443804,
+        ];
         for (got, want) in l.iter().zip(want) {
             assert!((got - want).abs() < 1e-15, "{got} vs {want}");
         }
@@ -219,9 +245,17 @@ mod tests {
         for axis in 0..3 {
             let want = reference_softmax(&x, axis);
             let got = softmax(x.view(), axis).unwrap();
-            assert!(got.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-15), "axis {axis}");
+            assert!(
+                got.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-15),
+                "axis {axis}"
+            );
             let got = log_softmax(x.view(), axis).unwrap();
-            assert!(got.iter().zip(&want).all(|(a, b)| (a - b.ln()).abs() < 1e-14), "axis {axis}");
+            assert!(
+                got.iter()
+                    .zip(&want)
+                    .all(|(a, b)| (a - b.ln()).abs() < 1e-14),
+                "axis {axis}"
+            );
         }
     }
 
@@ -257,16 +291,23 @@ mod tests {
 
     #[test]
     fn gradients_match_finite_differences() {
-        for (seed, shape) in [&[3, 1, 4][..], &[2, 5], &[6], &[1, 1]].into_iter().enumerate() {
+        for (seed, shape) in [&[3, 1, 4][..], &[2, 5], &[6], &[1, 1]]
+            .into_iter()
+            .enumerate()
+        {
             let x = random_array::<f64>(shape, seed as u64);
             let w = random_array::<f64>(shape, 10 + seed as u64);
             for axis in 0..shape.len() {
                 let y = softmax(x.view(), axis).unwrap();
                 let dx = softmax_backward(y.view(), w.view(), axis).unwrap();
-                check_gradient("softmax", &x, &dx, |x| weighted_sum(&softmax(x.view(), axis).unwrap(), &w));
+                check_gradient("softmax", &x, &dx, |x| {
+                    weighted_sum(&softmax(x.view(), axis).unwrap(), &w)
+                });
                 let y = log_softmax(x.view(), axis).unwrap();
                 let dx = log_softmax_backward(y.view(), w.view(), axis).unwrap();
-                check_gradient("log_softmax", &x, &dx, |x| weighted_sum(&log_softmax(x.view(), axis).unwrap(), &w));
+                check_gradient("log_softmax", &x, &dx, |x| {
+                    weighted_sum(&log_softmax(x.view(), axis).unwrap(), &w)
+                });
             }
         }
     }
@@ -275,10 +316,18 @@ mod tests {
     fn bad_arguments_are_errors() {
         let x = ArrayD::<f32>::zeros(vec![2, 3]);
         let err = softmax(x.view(), 2).unwrap_err().to_string();
-        assert!(err.contains("axis 2 is out of range for shape [2, 3]"), "{err}");
+        assert!(
+            err.contains("axis 2 is out of range for shape [2, 3]"),
+            "{err}"
+        );
         assert!(log_softmax(ArrayD::<f32>::zeros(vec![]).view(), 0).is_err());
-        let err = softmax_backward(x.view(), ArrayD::zeros(vec![3, 2]).view(), 1).unwrap_err().to_string();
-        assert!(err.starts_with("softmax_backward: shape mismatch between [2, 3] and [3, 2]"), "{err}");
+        let err = softmax_backward(x.view(), ArrayD::zeros(vec![3, 2]).view(), 1)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("softmax_backward: shape mismatch between [2, 3] and [3, 2]"),
+            "{err}"
+        );
         assert!(log_softmax_backward(x.view(), x.view(), 7).is_err());
     }
 
@@ -288,7 +337,12 @@ mod tests {
             let x = ArrayD::<f32>::zeros(shape.clone());
             for axis in 0..shape.len() {
                 assert_eq!(softmax(x.view(), axis).unwrap().shape(), shape.as_slice());
-                assert_eq!(log_softmax_backward(x.view(), x.view(), axis).unwrap().shape(), shape.as_slice());
+                assert_eq!(
+                    log_softmax_backward(x.view(), x.view(), axis)
+                        .unwrap()
+                        .shape(),
+                    shape.as_slice()
+                );
             }
         }
     }
@@ -300,8 +354,12 @@ mod tests {
         for axis in [0, 1] {
             assert_bitwise_eq_across_threads(|| softmax(x.view(), axis).unwrap());
             assert_bitwise_eq_across_threads(|| log_softmax(x.view(), axis).unwrap());
-            assert_bitwise_eq_across_threads(|| softmax_backward(x.view(), g.view(), axis).unwrap());
-            assert_bitwise_eq_across_threads(|| log_softmax_backward(x.view(), g.view(), axis).unwrap());
+            assert_bitwise_eq_across_threads(|| {
+                softmax_backward(x.view(), g.view(), axis).unwrap()
+            });
+            assert_bitwise_eq_across_threads(|| {
+                log_softmax_backward(x.view(), g.view(), axis).unwrap()
+            });
         }
     }
 }

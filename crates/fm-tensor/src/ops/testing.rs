@@ -29,7 +29,12 @@ pub(crate) fn weighted_sum(y: &ArrayD<f64>, w: &ArrayD<f64>) -> f64 {
 
 /// Compares `analytic` (the gradient of `loss` at `x`) with central differences (step 1e-6): the
 /// relative error, with denominator max(1, |analytic|, |numeric|), must stay under 1e-6.
-pub(crate) fn check_gradient(what: &str, x: &ArrayD<f64>, analytic: &ArrayD<f64>, loss: impl Fn(&ArrayD<f64>) -> f64) {
+pub(crate) fn check_gradient(
+    what: &str,
+    x: &ArrayD<f64>,
+    analytic: &ArrayD<f64>,
+    loss: impl Fn(&ArrayD<f64>) -> f64,
+) {
     const STEP: f64 = 1e-6;
     assert_eq!(x.shape(), analytic.shape(), "{what}: gradient shape");
     let mut probe = x.clone();
@@ -93,12 +98,21 @@ impl<T: Element> ToBits for ndarray::Array1<T> {
 /// Runs `compute` in pools of 1, 2 and 3 threads and asserts the results are bitwise identical.
 pub(crate) fn assert_bitwise_eq_across_threads<R: ToBits>(compute: impl Fn() -> R + Send + Sync) {
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
         pool.install(|| compute().to_bits())
     };
     let one = run(1);
-    assert!(!one.is_empty(), "the thread-count check needs a non-empty result");
+    assert!(
+        !one.is_empty(),
+        "the thread-count check needs a non-empty result"
+    );
     for threads in [2, 3] {
-        assert!(run(threads) == one, "result with {threads} threads differs from 1 thread");
+        assert!(
+            run(threads) == one,
+            "result with {threads} threads differs from 1 thread"
+        );
     }
 }

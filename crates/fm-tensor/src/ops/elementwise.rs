@@ -59,7 +59,7 @@ use ndarray::{ArrayD, ArrayViewD, Zip};
 
 use super::broadcast::{broadcast_shape, sum_to_shape};
 use super::parallel::{
-    for_each_chunk_mut, for_each_chunk_pair_mut, rows_per_task, worth_parallel, ELEMENTWISE_CHUNK,
+    for_each_chunk_mut, for_each_chunk_pair_mut, worth_parallel, ELEMENTWISE_CHUNK,
 };
 use crate::element::Element;
 use crate::error::{Result, TensorError};
@@ -94,24 +94,24 @@ fn contiguous<'a, T>(x: &'a ndarray::CowArray<'_, T, ndarray::IxDyn>) -> &'a [T]
         .expect("a standard-layout array is a contiguous slice")
 }
 
+/// Runs a [`Zip`] into a new array, in parallel when it is large. ndarray writes the output
+/// straight into uninitialised memory, with a flat slice loop when the inputs are contiguous.
+macro_rules! collect_zip {
+    ($zip:expr, $len:expr, $f:expr) => {{
+        let zip = $zip;
+        let f = $f;
+        if worth_parallel($len) {
+            zip.par_map_collect(f)
+        } else {
+            zip.map_collect(f)
+        }
+    }};
+}
+
 /// Applies `op` to every element of `x`.
 pub fn unary<T: Element, Op: UnaryOp<T>>(op: &Op, x: ArrayViewD<'_, T>) -> ArrayD<T> {
     let x = x.as_standard_layout();
-    let xs = contiguous(&x);
-    let mut out = vec![T::zero(); xs.len()];
-    for_each_chunk_mut(
-        &mut out,
-        ELEMENTWISE_CHUNK,
-        worth_parallel(xs.len()),
-        |c, chunk| {
-            let start = c * ELEMENTWISE_CHUNK;
-            let inputs = &xs[start..start + chunk.len()];
-            for (o, &v) in chunk.iter_mut().zip(inputs) {
-                *o = op.f(v);
-            }
-        },
-    );
-    ArrayD::from_shape_vec(x.shape(), out).expect("output has the input's shape")
+    collect_zip!(Zip::from(&x), x.len(), |&v: &T| op.f(v))
 }
 
 /// `grad * op.df(x, y)` elementwise: the gradient of [`unary`] with respect to `x`.
@@ -162,69 +162,6 @@ pub fn unary_backward<T: Element, Op: UnaryOp<T>>(
     Ok(ArrayD::from_shape_vec(x.shape(), out).expect("output has the input's shape"))
 }
 
-/// How the two operands of a binary op line up with the output.
-enum Layout {
-    /// Both have the output's shape.
-    Same,
-    /// One has the output's shape; the other's shape, after dropping leading 1s, is a suffix of the
-    /// output's, so its elements repeat periodically: a bias or positional-embedding add.
-    Repeat { small_is_b: bool },
-    /// Anything else: read through broadcast views.
-    General,
-}
-
-fn layout(a: &[usize], b: &[usize], out: &[usize]) -> Layout {
-    if a == b {
-        return Layout::Same;
-    }
-    let repeats = |small: &[usize]| {
-        let first = small
-            .iter()
-            .position(|&len| len != 1)
-            .unwrap_or(small.len());
-        out.ends_with(&small[first..])
-    };
-    if a == out && repeats(b) {
-        Layout::Repeat { small_is_b: true }
-    } else if b == out && repeats(a) {
-        Layout::Repeat { small_is_b: false }
-    } else {
-        Layout::General
-    }
-}
-
-/// `out[i] = combine(big[i], small[i % period])`, rows of `period` elements in parallel.
-fn repeat_map<T: Element>(
-    out: &mut [T],
-    big: &[T],
-    small: &[T],
-    combine: impl Fn(T, T) -> T + Sync + Send,
-) {
-    let period = small.len();
-    let parallel = worth_parallel(out.len());
-    if period == 1 {
-        let s = small[0];
-        for_each_chunk_mut(out, ELEMENTWISE_CHUNK, parallel, |c, chunk| {
-            let start = c * ELEMENTWISE_CHUNK;
-            let inputs = &big[start..start + chunk.len()];
-            for (o, &v) in chunk.iter_mut().zip(inputs) {
-                *o = combine(v, s);
-            }
-        });
-        return;
-    }
-    let task = rows_per_task(period) * period;
-    for_each_chunk_mut(out, task, parallel, |c, chunk| {
-        let start = c * task;
-        let inputs = &big[start..start + chunk.len()];
-        for (o_row, b_row) in chunk.chunks_mut(period).zip(inputs.chunks(period)) {
-            for ((o, &v), &s) in o_row.iter_mut().zip(b_row).zip(small) {
-                *o = combine(v, s);
-            }
-        }
-    });
-}
-
 /// Applies `op` to `a` and `b` broadcast together.
 pub fn binary<T: Element, Op: BinaryOp<T>>(
     op: &Op,
@@ -233,52 +170,26 @@ pub fn binary<T: Element, Op: BinaryOp<T>>(
 ) -> Result<ArrayD<T>> {
     let shape = broadcast_shape(Op::NAME, a.shape(), b.shape())?;
     let len = shape.iter().product::<usize>();
-    if len == 0 {
-        return Ok(ArrayD::zeros(shape));
+    let combine = |&x: &T, &y: &T| op.f(x, y);
+    if a.shape() == b.shape() {
+        let (a, b) = (a.as_standard_layout(), b.as_standard_layout());
+        return Ok(collect_zip!(Zip::from(&a).and(&b), len, combine));
     }
-    let parallel = worth_parallel(len);
-    let out = match layout(a.shape(), b.shape(), &shape) {
-        Layout::Same => {
-            let (a, b) = (a.as_standard_layout(), b.as_standard_layout());
-            let (xs, ys) = (contiguous(&a), contiguous(&b));
-            let mut out = vec![T::zero(); len];
-            for_each_chunk_mut(&mut out, ELEMENTWISE_CHUNK, parallel, |c, chunk| {
-                let range = c * ELEMENTWISE_CHUNK..c * ELEMENTWISE_CHUNK + chunk.len();
-                for ((o, &x), &y) in chunk.iter_mut().zip(&xs[range.clone()]).zip(&ys[range]) {
-                    *o = op.f(x, y);
-                }
-            });
-            ArrayD::from_shape_vec(shape, out).expect("output has the broadcast shape")
-        }
-        Layout::Repeat { small_is_b } => {
-            let (a, b) = (a.as_standard_layout(), b.as_standard_layout());
-            let mut out = vec![T::zero(); len];
-            if small_is_b {
-                repeat_map(&mut out, contiguous(&a), contiguous(&b), |x, s| op.f(x, s));
-            } else {
-                repeat_map(&mut out, contiguous(&b), contiguous(&a), |x, s| op.f(s, x));
-            }
-            ArrayD::from_shape_vec(shape, out).expect("output has the broadcast shape")
-        }
-        Layout::General => {
-            let a = a
-                .broadcast(shape.clone())
-                .expect("a broadcasts to the broadcast shape");
-            let b = b
-                .broadcast(shape.clone())
-                .expect("b broadcasts to the broadcast shape");
-            let mut out = ArrayD::zeros(shape);
-            let zip = Zip::from(&mut out).and(&a).and(&b);
-            let body = |o: &mut T, &x: &T, &y: &T| *o = op.f(x, y);
-            if parallel {
-                zip.par_for_each(body);
-            } else {
-                zip.for_each(body);
-            }
-            out
-        }
-    };
-    Ok(out)
+    // Broadcast operands are read in place (stride 0 along broadcast axes); the rest are made
+    // standard so that the output comes out in standard layout.
+    let (a, b) = (a.as_standard_layout(), b.as_standard_layout());
+    let a_full = a
+        .broadcast(shape.clone())
+        .expect("a broadcasts to the broadcast shape");
+    let b_full = b
+        .broadcast(shape)
+        .expect("b broadcasts to the broadcast shape");
+    let out = collect_zip!(Zip::from(&a_full).and(&b_full), len, combine);
+    Ok(if out.is_standard_layout() {
+        out
+    } else {
+        out.as_standard_layout().into_owned()
+    })
 }
 
 /// Gradients of [`binary`]: `(grad * ∂f/∂a, grad * ∂f/∂b)`, each summed back to its operand's shape.
@@ -333,30 +244,22 @@ pub fn binary_backward<T: Element, Op: BinaryOp<T>>(
         let gb = ArrayD::from_shape_vec(shape, gb).expect("gradient has the input shape");
         return Ok((ga, gb));
     }
-    // Gradients at the broadcast shape, then summed over the broadcast axes.
+    // Each gradient at the broadcast shape (one pass each, written straight into new memory),
+    // then summed over the axes its operand was broadcast along.
+    let grad = grad.as_standard_layout();
     let a_full = a
         .broadcast(shape.clone())
         .expect("a broadcasts to the broadcast shape");
     let b_full = b
-        .broadcast(shape.clone())
+        .broadcast(shape)
         .expect("b broadcasts to the broadcast shape");
-    let mut ga = ArrayD::zeros(shape.clone());
-    let mut gb = ArrayD::zeros(shape);
-    let zip = Zip::from(&mut ga)
-        .and(&mut gb)
-        .and(&grad)
-        .and(&a_full)
-        .and(&b_full);
-    let body = |da: &mut T, db: &mut T, &g: &T, &x: &T, &y: &T| {
-        let (pa, pb) = op.df(x, y);
-        *da = g * pa;
-        *db = g * pb;
-    };
-    if parallel {
-        zip.par_for_each(body);
-    } else {
-        zip.for_each(body);
-    }
+    let zip = || Zip::from(&grad).and(&a_full).and(&b_full);
+    let ga = collect_zip!(zip(), grad.len(), |&g: &T, &x: &T, &y: &T| g * op
+        .df(x, y)
+        .0);
+    let gb = collect_zip!(zip(), grad.len(), |&g: &T, &x: &T, &y: &T| g * op
+        .df(x, y)
+        .1);
     let ga = if ga.shape() == a.shape() {
         ga
     } else {
@@ -522,9 +425,9 @@ unary_op! {
 }
 
 unary_op! {
-    /// eˣ. The derivative reads `y`.
+    /// eˣ (in f32 the vectorisable [`special::exp`](super::special::exp)). The derivative reads `y`.
     Exp => exp, exp_backward;
-    f(x) = x.exp();
+    f(x) = super::special::exp(x);
     df(_x, y) = y;
 }
 

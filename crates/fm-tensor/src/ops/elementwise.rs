@@ -199,7 +199,6 @@ pub fn binary<T: Element, Op: BinaryOp<T>>(
 ) -> Result<ArrayD<T>> {
     let shape = broadcast_shape(Op::NAME, a.shape(), b.shape())?;
     let len = shape.iter().product::<usize>();
-    let combine = |&x: &T, &y: &T| op.f(x, y);
     if a.shape() == b.shape() {
         let (a, b) = (a.as_standard_layout(), b.as_standard_layout());
         let (xs, ys) = (contiguous(&a), contiguous(&b));
@@ -215,7 +214,8 @@ pub fn binary<T: Element, Op: BinaryOp<T>>(
     let b_full = b
         .broadcast(shape)
         .expect("b broadcasts to the broadcast shape");
-    let out = collect_zip!(Zip::from(&a_full).and(&b_full), len, combine);
+    let out = collect_zip!(Zip::from(&a_full).and(&b_full), len, |&x: &T, &y: &T| op
+        .f(x, y));
     Ok(if out.is_standard_layout() {
         out
     } else {

@@ -280,3 +280,31 @@ fn a_small_network_end_to_end() {
         ],
     );
 }
+
+#[test]
+fn norms() {
+    let x = rand(&[2, 3, 5], 80);
+    let gamma = rand(&[5], 81);
+    let beta = rand(&[5], 82);
+    check(
+        "layer_norm affine",
+        |_, v| v[0].layer_norm(Some(v[1]), Some(v[2]), 1e-5),
+        &[x.clone(), gamma.clone(), beta],
+    );
+    check(
+        "layer_norm plain",
+        |_, v| v[0].layer_norm(None, None, 1e-5),
+        std::slice::from_ref(&x),
+    );
+    check(
+        "rms_norm",
+        |_, v| v[0].rms_norm(Some(v[1]), 1e-6),
+        &[x.clone(), gamma],
+    );
+    check("rms_norm plain", |_, v| v[0].rms_norm(None, 1e-6), &[x]);
+    check(
+        "layer_norm one row of one",
+        |_, v| v[0].layer_norm(None, None, 1e-5),
+        &[rand(&[1, 1], 83)],
+    );
+}

@@ -68,6 +68,33 @@ pub(crate) fn for_each_chunk_pair_mut<T, F>(
     }
 }
 
+/// Calls `body(index, chunk)` on each `chunk_len`-long chunk of `data` like [`for_each_chunk_mut`]
+/// and returns the bodies' results in chunk order (so combining them afterwards is deterministic).
+pub(crate) fn map_chunks_mut<T, R, F>(
+    data: &mut [T],
+    chunk_len: usize,
+    parallel: bool,
+    body: F,
+) -> Vec<R>
+where
+    T: Send,
+    R: Send,
+    F: Fn(usize, &mut [T]) -> R + Sync + Send,
+{
+    let chunk_len = chunk_len.max(1);
+    if parallel {
+        data.par_chunks_mut(chunk_len)
+            .enumerate()
+            .map(|(i, chunk)| body(i, chunk))
+            .collect()
+    } else {
+        data.chunks_mut(chunk_len)
+            .enumerate()
+            .map(|(i, chunk)| body(i, chunk))
+            .collect()
+    }
+}
+
 /// Maps `produce(index)` over `0..count`, in parallel when `parallel` is set, returning the results
 /// in index order (so combining them afterwards is deterministic).
 pub(crate) fn map_indices<R, F>(count: usize, parallel: bool, produce: F) -> Vec<R>

@@ -146,6 +146,26 @@ pub(crate) fn sum_slice<T: Element>(xs: &[T]) -> T {
     fold_slice::<T, SumReducer>(xs)
 }
 
+/// Σ aᵢ·bᵢ over two equally long slices, with the same eight-accumulator order as [`fold_slice`].
+#[inline]
+pub(crate) fn dot_slice<T: Element>(a: &[T], b: &[T]) -> T {
+    const LANES: usize = 8;
+    debug_assert_eq!(a.len(), b.len());
+    let mut acc = [T::zero(); LANES];
+    let (mut ca, mut cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for j in 0..LANES {
+            acc[j] = acc[j] + x[j] * y[j];
+        }
+    }
+    let mut total =
+        ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+    for (&x, &y) in ca.remainder().iter().zip(cb.remainder()) {
+        total = total + x * y;
+    }
+    total
+}
+
 /// Maximum of a contiguous slice (NaN-propagating; -inf for an empty slice).
 #[inline]
 pub(crate) fn max_slice<T: Element>(xs: &[T]) -> T {

@@ -32,6 +32,7 @@ use ndarray::{ArrayD, ArrayViewD};
 
 use super::parallel::{for_each_chunk_mut, rows_per_task, worth_parallel};
 use super::reduce::{max_slice, sum_slice};
+use super::special::exp;
 use crate::element::Element;
 use crate::error::{Result, TensorError};
 
@@ -100,7 +101,7 @@ fn softmax_row<T: Element>([x]: [&[T]; 1], out: &mut [T]) {
         return;
     }
     for (o, &v) in out.iter_mut().zip(x) {
-        *o = (v - max).exp();
+        *o = exp(v - max);
     }
     let scale = sum_slice(out).recip();
     for o in out.iter_mut() {
@@ -115,7 +116,7 @@ fn log_softmax_row<T: Element>([x]: [&[T]; 1], out: &mut [T]) {
         return;
     }
     for (o, &v) in out.iter_mut().zip(x) {
-        *o = (v - max).exp();
+        *o = exp(v - max);
     }
     // (x − max) − ln Σ: subtracting max first keeps the digits a large max would swallow.
     let log_total = sum_slice(out).ln();
@@ -141,7 +142,7 @@ fn log_softmax_backward_row<T: Element>([y, g]: [&[T]; 2], out: &mut [T]) {
     }
     let total = sum_slice(g);
     for ((o, &l), &d) in out.iter_mut().zip(y).zip(g) {
-        *o = d - l.exp() * total;
+        *o = d - exp(l) * total;
     }
 }
 

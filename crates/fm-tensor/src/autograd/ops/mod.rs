@@ -4,5 +4,6 @@
 pub(crate) mod elementwise;
 pub(crate) mod embedding;
 pub(crate) mod linalg;
+pub(crate) mod norm;
 pub(crate) mod reduce;
 pub(crate) mod shape;

@@ -99,7 +99,7 @@ pub fn check_gradients<F>(
 where
     F: for<'t> Fn(&'t Tape<f64>, &[Var<'t, f64>]) -> Result<Var<'t, f64>>,
 {
-    if !(config.epsilon > 0.0) {
+    if config.epsilon.is_nan() || config.epsilon <= 0.0 {
         return Err(TensorError::invalid_argument(
             "check_gradients",
             "epsilon must be positive",

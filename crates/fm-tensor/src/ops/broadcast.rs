@@ -167,7 +167,7 @@ mod tests {
         let g = ArrayD::<f32>::zeros(vec![0, 3]);
         assert_eq!(
             sum_to_shape(g.view(), &[3]).unwrap(),
-            ArrayD::zeros(vec![3])
+            ArrayD::<f32>::zeros(vec![3])
         );
         let g = ArrayD::<f32>::zeros(vec![2, 0]);
         assert_eq!(sum_to_shape(g.view(), &[1, 0]).unwrap().shape(), &[1, 0]);

@@ -846,7 +846,7 @@ mod tests {
         assert_eq!(add(empty.view(), row.view()).unwrap().shape(), &[0, 3]);
         let (ga, gb) = add_backward(empty.view(), row.view(), empty.view()).unwrap();
         assert_eq!(ga.shape(), &[0, 3]);
-        assert_eq!(gb, ArrayD::zeros(vec![3]));
+        assert_eq!(gb, ArrayD::<f32>::zeros(vec![3]));
         let s = ArrayD::from_elem(vec![], 2.0f64);
         assert_eq!(
             mul(s.view(), s.view()).unwrap(),

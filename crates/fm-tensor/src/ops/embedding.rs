@@ -264,7 +264,7 @@ mod tests {
         let out = embedding(table.view(), ids.view()).unwrap();
         assert_eq!(out.shape(), &[2, 0, 3]);
         let d = embedding_backward(out.view(), ids.view(), 4).unwrap();
-        assert_eq!(d, Array2::zeros((4, 3)));
+        assert_eq!(d, Array2::<f32>::zeros((4, 3)));
         // Zero-width table, and an empty vocabulary with no ids.
         let thin = Array2::<f32>::zeros((4, 0));
         let ids = ids_array(&[2], vec![3u32, 1]);

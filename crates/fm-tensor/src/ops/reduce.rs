@@ -769,7 +769,10 @@ mod tests {
     #[test]
     fn empty_inputs() {
         let x = ArrayD::<f64>::zeros(vec![0, 3]);
-        assert_eq!(sum(x.view(), &[0], false).unwrap(), ArrayD::zeros(vec![3]));
+        assert_eq!(
+            sum(x.view(), &[0], false).unwrap(),
+            ArrayD::<f64>::zeros(vec![3])
+        );
         assert!(mean(x.view(), &[0], false)
             .unwrap()
             .iter()

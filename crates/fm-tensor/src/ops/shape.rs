@@ -1484,7 +1484,7 @@ mod tests {
         );
         assert_eq!(
             broadcast_to_backward(iota(&[0, 2, 4]).view(), &[2, 1]).unwrap(),
-            ArrayD::zeros(IxDyn(&[2, 1]))
+            ArrayD::<f64>::zeros(IxDyn(&[2, 1]))
         );
         let g = broadcast_to_backward(Array::<f64, _>::ones(IxDyn(&[4, 2, 3])).view(), &[2, 1])
             .unwrap();

@@ -67,6 +67,8 @@ use crate::ops::elementwise::{
 /// Declares `Var` methods that record a unary table op.
 macro_rules! unary_methods {
     ($($(#[doc = $doc:literal])+ $method:ident => $Op:ident;)+) => {
+        // `neg`, `add`, ... return `Result` (shape errors), so they cannot be the std operator traits.
+        #[allow(clippy::should_implement_trait)]
         impl<'t, T: Element> Var<'t, T> {
             $(
                 $(#[doc = $doc])+
@@ -81,6 +83,8 @@ macro_rules! unary_methods {
 /// Declares `Var` methods that record a binary table op (NumPy broadcasting).
 macro_rules! binary_methods {
     ($($(#[doc = $doc:literal])+ $method:ident => $Op:ident;)+) => {
+        // `neg`, `add`, ... return `Result` (shape errors), so they cannot be the std operator traits.
+        #[allow(clippy::should_implement_trait)]
         impl<'t, T: Element> Var<'t, T> {
             $(
                 $(#[doc = $doc])+

@@ -9,6 +9,9 @@ use crate::element::Element;
 use crate::error::{Result, TensorError};
 use crate::ops::norm;
 
+/// Optional gamma and beta, as 1-D views.
+type AffineViews<'a, T> = (Option<ArrayView1<'a, T>>, Option<ArrayView1<'a, T>>);
+
 /// Which optional affine parameters follow `x` in the op's inputs.
 #[derive(Clone, Copy)]
 struct Affine {
@@ -21,7 +24,7 @@ impl Affine {
         self,
         op: &'static str,
         inputs: &[ArrayViewD<'a, T>],
-    ) -> Result<(Option<ArrayView1<'a, T>>, Option<ArrayView1<'a, T>>)> {
+    ) -> Result<AffineViews<'a, T>> {
         let as_vector = |v: &ArrayViewD<'a, T>| {
             v.clone().into_dimensionality::<Ix1>().map_err(|_| {
                 TensorError::shape_mismatch(

@@ -7,7 +7,8 @@ use crate::autograd::op::{BackwardContext, CustomOp};
 use crate::autograd::var::Var;
 use crate::element::Element;
 use crate::error::{Result, TensorError};
-use crate::gemm::{gemm, matmul};
+use crate::gemm::{batched_matmul, gemm, matmul};
+use crate::ops::broadcast::sum_to_shape;
 
 /// `C = A·B` for 2-D operands.
 struct MatMul;
@@ -56,9 +57,52 @@ impl<T: Element> CustomOp<T> for MatMul {
     }
 }
 
+/// Batched `C = A·B` over the last two axes, batch axes broadcast (PyTorch `matmul` rules, rank ≥ 2).
+struct BatchedMatMul;
+
+/// The view with its last two axes swapped (a transpose without copying).
+fn swap_last_two<'a, T>(x: &ArrayViewD<'a, T>) -> ArrayViewD<'a, T> {
+    let mut t = x.clone();
+    let n = t.ndim();
+    t.swap_axes(n - 1, n - 2);
+    t
+}
+
+impl<T: Element> CustomOp<T> for BatchedMatMul {
+    fn name(&self) -> &str {
+        "matmul"
+    }
+
+    fn forward(&mut self, inputs: &[ArrayViewD<'_, T>]) -> Result<ArrayD<T>> {
+        batched_matmul(inputs[0].clone(), inputs[1].clone())
+    }
+
+    fn backward(&self, ctx: &BackwardContext<'_, T>) -> Result<Vec<Option<ArrayD<T>>>> {
+        let (a, b, dc) = (&ctx.inputs[0], &ctx.inputs[1], ctx.grad_output.clone());
+        // Products at the broadcast batch shape, then summed over the axes each operand was broadcast on.
+        let da = if ctx.needs_grad[0] {
+            Some(sum_to_shape(batched_matmul(dc.clone(), swap_last_two(b))?.view(), a.shape())?)
+        } else {
+            None
+        };
+        let db = if ctx.needs_grad[1] {
+            Some(sum_to_shape(batched_matmul(swap_last_two(a), dc)?.view(), b.shape())?)
+        } else {
+            None
+        };
+        Ok(vec![da, db])
+    }
+}
+
 impl<'t, T: Element> Var<'t, T> {
-    /// Matrix product of two 2-D variables: `[m, k] · [k, n] → [m, n]`.
+    /// Matrix product. Two 2-D variables: `[m, k] · [k, n] → [m, n]`. Higher ranks: a batched product
+    /// over the last two axes with the batch axes broadcast, e.g. `[4, 1, m, k] · [3, k, n] → [4, 3, m, n]`.
     pub fn matmul(self, rhs: Var<'t, T>) -> Result<Var<'t, T>> {
-        self.tape().apply(MatMul, &[self, rhs])
+        let (lhs_rank, rhs_rank) = (self.shape().len(), rhs.shape().len());
+        if lhs_rank == 2 && rhs_rank == 2 {
+            self.tape().apply(MatMul, &[self, rhs])
+        } else {
+            self.tape().apply(BatchedMatMul, &[self, rhs])
+        }
     }
 }

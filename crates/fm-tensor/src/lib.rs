@@ -13,5 +13,5 @@ pub mod tensor;
 pub use compute::{Compute, MemoryTracker};
 pub use element::{DType, Element};
 pub use error::{Result, TensorError};
-pub use gemm::{gemm, matmul};
+pub use gemm::{batched_matmul, gemm, matmul};
 pub use tensor::Tensor;

@@ -1,0 +1,421 @@
+//! Micro-kernels: the innermost loop of the GEMM, one file per instruction set.
+//!
+//! A micro-kernel multiplies one packed micro-panel of A (`kc` steps of `MR` values: a column of
+//! the `MR`-row strip per step) by one packed micro-panel of B (`kc` steps of `NR` values: a row of
+//! the `NR`-column strip per step), keeping the whole `MR×NR` tile of C in registers, and then
+//! writes `C = α·(ÃB̃) + β·C` for the valid `rows × cols` corner of the tile.
+//!
+//! The bodies are written once, generically over [`SimdVec`] (one SIMD register and the few
+//! operations the kernels need), and instantiated per instruction set in the files beside this one
+//! behind `#[target_feature]`:
+//! - [`avx512`]: AVX-512F, 14×32 (f32) and 14×16 (f64) tiles — 28 accumulator registers;
+//! - [`avx2`]: AVX2 + FMA, 6×16 (f32) and 6×8 (f64) tiles — 12 accumulator registers;
+//! - [`portable`]: fixed-size arrays the compiler vectorises (any target);
+//! - [`scalar`]: simple loops, the reference the tests compare every other kernel with.
+//!
+//! The vector is laid along N (a row of the C tile), A's values are broadcast: with row-major C (the
+//! common case, and the one [`gemm`](super::gemm) reduces column-major C to) the tile is written
+//! with plain vector stores.
+//!
+//! Each kernel family also provides the two matrix-vector bodies used by [`gemv`](super::gemv).
+
+pub(crate) mod portable;
+pub(crate) mod scalar;
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx512;
+
+use crate::element::Element;
+
+use super::dispatch::GemmKernel;
+
+/// One call of a micro-kernel: a `rows × cols` tile of C (at most `MR × NR`).
+pub struct MicroTile<T> {
+    /// Depth of the product (number of packed steps).
+    pub kc: usize,
+    /// Packed A micro-panel: `kc` steps of `MR` values.
+    pub a: *const T,
+    /// Packed B micro-panel: `kc` steps of `NR` values, zero-padded past `cols`.
+    pub b: *const T,
+    /// Top-left element of the C tile.
+    pub c: *mut T,
+    /// Row stride of C (elements).
+    pub rsc: isize,
+    /// Column stride of C (elements).
+    pub csc: isize,
+    /// Valid rows of the tile (1..=MR).
+    pub rows: usize,
+    /// Valid columns of the tile (1..=NR).
+    pub cols: usize,
+    /// Multiplier of the product.
+    pub alpha: T,
+    /// Multiplier of the old C; exactly zero means C is not read (NaN in C is overwritten).
+    pub beta: T,
+}
+
+/// A micro-kernel entry point.
+///
+/// # Safety
+/// The pointers of the tile must be valid for the reads and writes its fields describe, and the
+/// CPU must support the kernel's instruction set.
+pub type MicroKernelFn<T> = unsafe fn(&MicroTile<T>);
+
+/// A matrix-vector product `y = α·xᵀB + β·y` over `n` outputs and depth `k`, `x` contiguous.
+pub struct GemvCall<T> {
+    /// Depth (length of `x`).
+    pub k: usize,
+    /// Number of outputs (columns of B).
+    pub n: usize,
+    /// The vector, contiguous.
+    pub x: *const T,
+    /// B's first element.
+    pub b: *const T,
+    /// B's stride along the non-contiguous axis: the row stride for [`GemvFn`] `rows`, the column
+    /// stride for `cols`.
+    pub ldb: isize,
+    /// Output vector.
+    pub y: *mut T,
+    /// Stride of `y`.
+    pub incy: isize,
+    /// Multiplier of the product.
+    pub alpha: T,
+    /// Multiplier of the old `y`; exactly zero means `y` is not read.
+    pub beta: T,
+}
+
+/// A matrix-vector entry point.
+///
+/// # Safety
+/// As [`MicroKernelFn`]: valid pointers for the described extents, a CPU with the instruction set.
+pub type GemvFn<T> = unsafe fn(&GemvCall<T>);
+
+/// Everything the loops need to know about one kernel family for one scalar type: its tile,
+/// its cache blocking, and its entry points.
+pub struct KernelSpec<T> {
+    /// Which family this is.
+    pub kernel: GemmKernel,
+    /// Rows of the register tile (height of a packed A micro-panel).
+    pub mr: usize,
+    /// Columns of the register tile (width of a packed B micro-panel).
+    pub nr: usize,
+    /// Depth of a packed block: a `KC × NR` B micro-panel stays in L1 while A streams past it.
+    pub kc: usize,
+    /// Rows of a packed A block (`MC × KC` is sized to sit in the per-core L2).
+    pub mc: usize,
+    /// Columns of a packed B block (`KC × NC` shared by the threads, sized for L3).
+    pub nc: usize,
+    /// The micro-kernel.
+    pub micro: MicroKernelFn<T>,
+    /// `y = α·xᵀB + β·y` for B with contiguous rows (unit column stride).
+    pub gemv_rows: GemvFn<T>,
+    /// `y = α·xᵀB + β·y` for B with contiguous columns (unit row stride).
+    pub gemv_cols: GemvFn<T>,
+}
+
+/// One SIMD register of `T` and the operations the generic kernel bodies need.
+///
+/// Implemented per instruction set; every method is `#[inline(always)]` so that it is compiled
+/// inside the `#[target_feature]` entry point that calls the generic body.
+///
+/// # Safety
+/// The methods may use instructions of the implementing instruction set; callers must have checked
+/// the CPU supports it. Pointer arguments must be valid for `LANES` (or `n`) elements.
+pub(crate) unsafe trait SimdVec<T: Copy>: Copy {
+    /// Elements per register.
+    const LANES: usize;
+    /// All lanes zero.
+    unsafe fn zero() -> Self;
+    /// All lanes `x`.
+    unsafe fn splat(x: T) -> Self;
+    /// Loads `LANES` elements (unaligned).
+    unsafe fn load(p: *const T) -> Self;
+    /// Stores `LANES` elements (unaligned).
+    unsafe fn store(self, p: *mut T);
+    /// Loads the first `n < LANES` elements, zero in the others; reads nothing past `n`.
+    unsafe fn load_partial(p: *const T, n: usize) -> Self;
+    /// Stores the first `n < LANES` lanes; writes nothing past `n`.
+    unsafe fn store_partial(self, p: *mut T, n: usize);
+    /// `a·b + c`, fused where the instruction set has FMA.
+    unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self;
+    /// `a·b`.
+    unsafe fn mul(a: Self, b: Self) -> Self;
+    /// `a + b`.
+    unsafe fn add(a: Self, b: Self) -> Self;
+    /// Sum of the lanes, in a fixed order.
+    unsafe fn reduce_sum(self) -> T;
+    /// Hints the cache line holding `p` into L1 (no-op where unsupported).
+    #[inline(always)]
+    unsafe fn prefetch(_p: *const T) {}
+}
+
+/// The register-tile body: `ROWS × (NV·LANES)` accumulators, A micro-panel stride `MRP` per step.
+///
+/// `ROWS < MRP` serves the bottom edge of a block without computing padded rows.
+///
+/// # Safety
+/// See [`MicroKernelFn`]; `tile.rows == ROWS`, `tile.cols <= NV·LANES`, and the caller's
+/// `#[target_feature]` covers `V`'s instructions.
+#[inline(always)]
+pub(crate) unsafe fn tile_body<T: Element, V: SimdVec<T>, const MRP: usize, const ROWS: usize, const NV: usize>(
+    tile: &MicroTile<T>,
+) {
+    let lanes = V::LANES;
+    let nr = NV * lanes;
+    // SAFETY: the caller guarantees the packed panels hold `kc` steps of MRP (A) and nr (B)
+    // values, that the C tile is valid for `rows × cols` elements at its strides, and that the
+    // CPU supports V's instructions.
+    unsafe {
+        for i in 0..ROWS {
+            let row = tile.c.offset(i as isize * tile.rsc);
+            V::prefetch(row);
+            V::prefetch(row.offset((nr as isize - 1) * tile.csc));
+        }
+        let mut acc = [[V::zero(); NV]; ROWS];
+        let mut a = tile.a;
+        let mut b = tile.b;
+        for _ in 0..tile.kc {
+            let mut bv = [V::zero(); NV];
+            for j in 0..NV {
+                bv[j] = V::load(b.add(j * lanes));
+            }
+            for i in 0..ROWS {
+                let av = V::splat(*a.add(i));
+                for j in 0..NV {
+                    acc[i][j] = V::mul_add(av, bv[j], acc[i][j]);
+                }
+            }
+            a = a.add(MRP);
+            b = b.add(nr);
+        }
+        store_tile::<T, V, ROWS, NV>(tile, &acc);
+    }
+}
+
+/// Writes `C = α·acc + β·C` for the valid corner of the tile.
+///
+/// # Safety
+/// As [`tile_body`].
+#[inline(always)]
+unsafe fn store_tile<T: Element, V: SimdVec<T>, const ROWS: usize, const NV: usize>(
+    tile: &MicroTile<T>,
+    acc: &[[V; NV]; ROWS],
+) {
+    let lanes = V::LANES;
+    let beta_is_zero = tile.beta == T::zero();
+    // SAFETY: as the caller's: the tile is valid for `rows × cols` elements at its strides.
+    unsafe {
+        let alpha = V::splat(tile.alpha);
+        let beta = V::splat(tile.beta);
+        if tile.csc == 1 {
+            for i in 0..ROWS {
+                let row = tile.c.offset(i as isize * tile.rsc);
+                for j in 0..NV {
+                    let start = j * lanes;
+                    if start >= tile.cols {
+                        break;
+                    }
+                    let n = (tile.cols - start).min(lanes);
+                    let p = row.add(start);
+                    let ab = V::mul(alpha, acc[i][j]);
+                    if n == lanes {
+                        let out = if beta_is_zero { ab } else { V::mul_add(beta, V::load(p), ab) };
+                        out.store(p);
+                    } else {
+                        let out = if beta_is_zero { ab } else { V::mul_add(beta, V::load_partial(p, n), ab) };
+                        out.store_partial(p, n);
+                    }
+                }
+            }
+        } else {
+            // Any other layout: spill each vector and update element by element.
+            let mut spill = [T::zero(); 16];
+            for i in 0..ROWS {
+                let row = tile.c.offset(i as isize * tile.rsc);
+                for j in 0..NV {
+                    let start = j * lanes;
+                    if start >= tile.cols {
+                        break;
+                    }
+                    let n = (tile.cols - start).min(lanes);
+                    V::mul(alpha, acc[i][j]).store(spill.as_mut_ptr());
+                    for l in 0..n {
+                        let p = row.offset((start + l) as isize * tile.csc);
+                        *p = if beta_is_zero { spill[l] } else { tile.beta * *p + spill[l] };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Expands to a `match` on a runtime row count that calls `$body` with a const `$R` for each of
+/// the listed counts (the edge instantiations of a micro-kernel).
+macro_rules! with_const_rows {
+    ($rows:expr, |$R:ident| $body:expr, [$($n:literal)*]) => {
+        match $rows {
+            $( $n => { const $R: usize = $n; $body } )*
+            _ => unreachable!("micro-kernel called with {} rows", $rows),
+        }
+    };
+}
+pub(crate) use with_const_rows;
+
+/// Columns per pass of [`gemv_rows_body`]: the accumulators stay in L1 (8 KiB of f32).
+const GEMV_ROWS_CHUNK: usize = 2048;
+
+/// `y = α·xᵀB + β·y` where B's rows are contiguous: streams B row by row (four at a time),
+/// accumulating a chunk of `y` in L1. Each output sums over `p` in order with one FMA per step,
+/// so the result does not depend on how the columns were split between threads.
+///
+/// # Safety
+/// See [`GemvFn`]; B has unit column stride and row stride `ldb`.
+#[inline(always)]
+pub(crate) unsafe fn gemv_rows_body<T: Element, V: SimdVec<T>>(call: &GemvCall<T>) {
+    let lanes = V::LANES;
+    let mut acc = [T::zero(); GEMV_ROWS_CHUNK];
+    // SAFETY: x has k elements, B is k rows of n contiguous elements at stride ldb, y has n
+    // elements at stride incy; the CPU supports V.
+    unsafe {
+        let mut j0 = 0;
+        while j0 < call.n {
+            let w = (call.n - j0).min(GEMV_ROWS_CHUNK);
+            let full = w / lanes * lanes;
+            let tail = w - full;
+            acc[..w].fill(T::zero());
+            let accp = acc.as_mut_ptr();
+            let base = call.b.add(j0);
+            let mut p = 0;
+            while p + 4 <= call.k {
+                let x0 = V::splat(*call.x.add(p));
+                let x1 = V::splat(*call.x.add(p + 1));
+                let x2 = V::splat(*call.x.add(p + 2));
+                let x3 = V::splat(*call.x.add(p + 3));
+                let r0 = base.offset(p as isize * call.ldb);
+                let r1 = r0.offset(call.ldb);
+                let r2 = r1.offset(call.ldb);
+                let r3 = r2.offset(call.ldb);
+                let mut j = 0;
+                while j < full {
+                    let mut s = V::load(accp.add(j));
+                    s = V::mul_add(x0, V::load(r0.add(j)), s);
+                    s = V::mul_add(x1, V::load(r1.add(j)), s);
+                    s = V::mul_add(x2, V::load(r2.add(j)), s);
+                    s = V::mul_add(x3, V::load(r3.add(j)), s);
+                    s.store(accp.add(j));
+                    j += lanes;
+                }
+                if tail > 0 {
+                    let mut s = V::load_partial(accp.add(j), tail);
+                    s = V::mul_add(x0, V::load_partial(r0.add(j), tail), s);
+                    s = V::mul_add(x1, V::load_partial(r1.add(j), tail), s);
+                    s = V::mul_add(x2, V::load_partial(r2.add(j), tail), s);
+                    s = V::mul_add(x3, V::load_partial(r3.add(j), tail), s);
+                    s.store_partial(accp.add(j), tail);
+                }
+                p += 4;
+            }
+            while p < call.k {
+                let x0 = V::splat(*call.x.add(p));
+                let r0 = base.offset(p as isize * call.ldb);
+                let mut j = 0;
+                while j < full {
+                    let s = V::mul_add(x0, V::load(r0.add(j)), V::load(accp.add(j)));
+                    s.store(accp.add(j));
+                    j += lanes;
+                }
+                if tail > 0 {
+                    let s = V::mul_add(x0, V::load_partial(r0.add(j), tail), V::load_partial(accp.add(j), tail));
+                    s.store_partial(accp.add(j), tail);
+                }
+                p += 1;
+            }
+            write_gemv_outputs(call, j0, &acc[..w]);
+            j0 += w;
+        }
+    }
+}
+
+/// `y = α·xᵀB + β·y` where B's columns are contiguous: dot products, four columns at a time with
+/// two accumulators each. One column's dot product is the same sequence of operations whether it is
+/// computed in a group of four or alone, so results do not depend on the thread split.
+///
+/// # Safety
+/// See [`GemvFn`]; B has unit row stride and column stride `ldb`.
+#[inline(always)]
+pub(crate) unsafe fn gemv_cols_body<T: Element, V: SimdVec<T>>(call: &GemvCall<T>) {
+    // SAFETY: forwarded contract.
+    unsafe {
+        let mut j = 0;
+        let mut out = [T::zero(); 4];
+        while j + 4 <= call.n {
+            dots_body::<T, V, 4>(call, j, &mut out);
+            write_gemv_outputs(call, j, &out);
+            j += 4;
+        }
+        while j < call.n {
+            dots_body::<T, V, 1>(call, j, &mut out);
+            write_gemv_outputs(call, j, &out[..1]);
+            j += 1;
+        }
+    }
+}
+
+/// Dot products of `x` with columns `j..j+COLS` of B.
+///
+/// # Safety
+/// As [`gemv_cols_body`].
+#[inline(always)]
+unsafe fn dots_body<T: Element, V: SimdVec<T>, const COLS: usize>(call: &GemvCall<T>, j: usize, out: &mut [T; 4]) {
+    let lanes = V::LANES;
+    // SAFETY: columns j..j+COLS exist and hold k contiguous elements each.
+    unsafe {
+        let cols: [*const T; COLS] = std::array::from_fn(|c| call.b.offset((j + c) as isize * call.ldb));
+        let mut acc0 = [V::zero(); COLS];
+        let mut acc1 = [V::zero(); COLS];
+        let mut p = 0;
+        while p + 2 * lanes <= call.k {
+            let x0 = V::load(call.x.add(p));
+            let x1 = V::load(call.x.add(p + lanes));
+            for c in 0..COLS {
+                acc0[c] = V::mul_add(x0, V::load(cols[c].add(p)), acc0[c]);
+                acc1[c] = V::mul_add(x1, V::load(cols[c].add(p + lanes)), acc1[c]);
+            }
+            p += 2 * lanes;
+        }
+        if p + lanes <= call.k {
+            let x0 = V::load(call.x.add(p));
+            for c in 0..COLS {
+                acc0[c] = V::mul_add(x0, V::load(cols[c].add(p)), acc0[c]);
+            }
+            p += lanes;
+        }
+        if p < call.k {
+            let n = call.k - p;
+            let x1 = V::load_partial(call.x.add(p), n);
+            for c in 0..COLS {
+                acc1[c] = V::mul_add(x1, V::load_partial(cols[c].add(p), n), acc1[c]);
+            }
+        }
+        for c in 0..COLS {
+            out[c] = V::add(acc0[c], acc1[c]).reduce_sum();
+        }
+    }
+}
+
+/// `y[j0 + i] = α·sums[i] + β·y[j0 + i]`, not reading `y` when β is zero.
+///
+/// # Safety
+/// `y` is valid for `j0 + sums.len()` elements at stride `incy`.
+#[inline(always)]
+unsafe fn write_gemv_outputs<T: Element>(call: &GemvCall<T>, j0: usize, sums: &[T]) {
+    let beta_is_zero = call.beta == T::zero();
+    for (i, &s) in sums.iter().enumerate() {
+        // SAFETY: in bounds by the caller's contract.
+        unsafe {
+            let p = call.y.offset((j0 + i) as isize * call.incy);
+            *p = if beta_is_zero { call.alpha * s } else { call.alpha * s + call.beta * *p };
+        }
+    }
+}

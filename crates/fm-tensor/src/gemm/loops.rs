@@ -1,0 +1,178 @@
+//! The BLIS loops around the micro-kernel, and how they are split between threads.
+//!
+//! ```text
+//! for jc in 0..n step NC            (5th loop: a B block of NC columns, in L3)
+//!   for pc in 0..k step KC          (4th loop: one KC slice of the depth; pack B[pc.., jc..])
+//!     parallel over tasks           (an MC-row block of A × a range of B micro-panels)
+//!       pack A[ic.., pc..]          (into this thread's buffer, MC × KC, in L2)
+//!       for jr over micro-panels    (2nd loop: a KC × NR micro-panel of B, in L1)
+//!         for ir in 0..mc step MR   (1st loop: a MR × KC micro-panel of A, streamed from L2)
+//!           micro-kernel            (MR × NR tile of C in registers)
+//! ```
+//!
+//! Threads split the output only: tasks are rectangles of C (M blocks, and N ranges when M has
+//! fewer blocks than there are threads). The depth is never split, and every C element is
+//! accumulated over the same KC slices in the same order with the same per-lane operations, whatever
+//! the number of threads or the task shapes — so results are bitwise identical for any thread count.
+//! Work runs in the current rayon pool; products below [`PARALLEL_MIN_MACS`] stay on the calling
+//! thread.
+
+use rayon::prelude::*;
+
+use super::kernels::{KernelSpec, MicroTile};
+use super::pack::{pack_a_block, pack_b_panel, with_buffer, MatMut, MatRef, A_BUFFER, B_BUFFER};
+use crate::element::Element;
+
+/// Products with fewer multiply-adds (`m·n·k`) than this run on the calling thread: about 1M, a few
+/// microseconds of AVX-512 work, is where waking a rayon worker stops costing more than it saves.
+pub(crate) const PARALLEL_MIN_MACS: usize = 1 << 20;
+
+/// A pointer into a packed buffer that tasks of one call share: B is written by disjoint panel
+/// tasks, then only read.
+#[derive(Clone, Copy)]
+struct SharedPacked<T>(*mut T);
+
+// SAFETY: the packing tasks write disjoint panels, and the compute tasks start only after all
+// packing has finished (rayon's `for_each` returns when every task is done).
+unsafe impl<T: Send> Send for SharedPacked<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for SharedPacked<T> {}
+
+/// How one call splits C into tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TaskGrid {
+    /// Rows per M block (a multiple of MR, except possibly the last block).
+    mc: usize,
+    /// Number of M blocks.
+    m_blocks: usize,
+    /// Number of N ranges each block's micro-panels are split into.
+    n_chunks: usize,
+}
+
+impl TaskGrid {
+    /// Blocks of at most `spec.mc` rows, equal-sized; with several threads, at least as many tasks
+    /// as threads, in equal shares where the sizes allow.
+    fn new<T>(spec: &KernelSpec<T>, m: usize, n: usize, threads: usize) -> Self {
+        let mut m_blocks = m.div_ceil(spec.mc);
+        let mut n_chunks = 1;
+        if threads > 1 {
+            if m_blocks >= threads {
+                m_blocks = m_blocks.div_ceil(threads) * threads;
+            } else {
+                // Few rows: split the columns too, so every thread gets a share.
+                let panels = n.min(spec.nc).div_ceil(spec.nr);
+                n_chunks = threads.div_ceil(m_blocks).min(panels).max(1);
+            }
+        }
+        let mc = m.div_ceil(m_blocks).div_ceil(spec.mr) * spec.mr;
+        TaskGrid { mc, m_blocks: m.div_ceil(mc), n_chunks }
+    }
+}
+
+/// `C = α·A·B + β·C` for an `m × n` C, depth `k ≥ 1`, with the packed, blocked algorithm.
+///
+/// # Safety
+/// `a` is valid for `m × k` elements, `b` for `k × n`, `c` for `m × n` and does not overlap them.
+pub(crate) unsafe fn gemm_blocked<T: Element>(
+    spec: &KernelSpec<T>,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: T,
+    a: MatRef<T>,
+    b: MatRef<T>,
+    beta: T,
+    c: MatMut<T>,
+) {
+    let threads = if m.saturating_mul(n).saturating_mul(k) < PARALLEL_MIN_MACS { 1 } else { rayon::current_num_threads() };
+    let grid = TaskGrid::new(spec, m, n, threads);
+    let (mr, nr) = (spec.mr, spec.nr);
+    for jc in (0..n).step_by(spec.nc) {
+        let nc = spec.nc.min(n - jc);
+        let panels = nc.div_ceil(nr);
+        let panels_per_chunk = panels.div_ceil(grid.n_chunks);
+        for pc in (0..k).step_by(spec.kc) {
+            let kc = spec.kc.min(k - pc);
+            // Later depth slices add to what the first one wrote.
+            let beta = if pc == 0 { beta } else { T::one() };
+            with_buffer::<T, _>(&B_BUFFER, panels * nr * kc, |bpack| {
+                let bpack = SharedPacked(bpack);
+                let pack_panel = |q: usize| {
+                    let bpack = bpack;
+                    // SAFETY: panel q covers columns jc + q·nr .. (clipped to nc) of rows pc..pc+kc,
+                    // inside B; its destination slot is inside the buffer sized above.
+                    unsafe { pack_b_panel(bpack.0.add(q * nr * kc), b.at(pc, jc + q * nr), kc, nr.min(nc - q * nr), nr) }
+                };
+                if threads > 1 {
+                    (0..panels).into_par_iter().for_each(pack_panel);
+                } else {
+                    (0..panels).for_each(pack_panel);
+                }
+                let run_task = |task: usize| {
+                    let bpack = bpack;
+                    let (ib, jb) = (task / grid.n_chunks, task % grid.n_chunks);
+                    let ic = ib * grid.mc;
+                    let rows = grid.mc.min(m - ic);
+                    let q_lo = jb * panels_per_chunk;
+                    let q_hi = panels.min(q_lo + panels_per_chunk);
+                    if q_lo >= q_hi {
+                        return;
+                    }
+                    with_buffer::<T, _>(&A_BUFFER, rows.div_ceil(mr) * mr * kc, |apack| {
+                        // SAFETY: rows ic..ic+rows and depth pc..pc+kc lie inside A; the buffer has
+                        // room for ⌈rows/mr⌉ micro-panels. Each tile below lies inside C, and this
+                        // task's tiles (rows of block ib, panels q_lo..q_hi) are disjoint from every
+                        // other task's.
+                        unsafe {
+                            pack_a_block(apack, a.at(ic, pc), rows, kc, mr);
+                            for q in q_lo..q_hi {
+                                let col = q * nr;
+                                for ir in (0..rows).step_by(mr) {
+                                    let tile = MicroTile {
+                                        kc,
+                                        a: apack.add(ir * kc),
+                                        b: bpack.0.add(q * nr * kc),
+                                        c: c.at(ic + ir, jc + col),
+                                        rsc: c.rs,
+                                        csc: c.cs,
+                                        rows: mr.min(rows - ir),
+                                        cols: nr.min(nc - col),
+                                        alpha,
+                                        beta,
+                                    };
+                                    (spec.micro)(&tile);
+                                }
+                            }
+                        }
+                    });
+                };
+                let tasks = grid.m_blocks * grid.n_chunks;
+                if threads > 1 && tasks > 1 {
+                    (0..tasks).into_par_iter().for_each(run_task);
+                } else {
+                    (0..tasks).for_each(run_task);
+                }
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_grid_covers_rows_and_balances_threads() {
+        let spec = &crate::gemm::kernels::portable::F32;
+        for &(m, n, threads) in &[(1, 1, 1), (1000, 64, 1), (1000, 64, 2), (7, 4096, 2), (144, 16, 4), (300, 3, 3)] {
+            let g = TaskGrid::new(spec, m, n, threads);
+            assert!(g.mc % spec.mr == 0 && g.mc <= spec.mc.max(spec.mr));
+            assert!(g.m_blocks * g.mc >= m && (g.m_blocks - 1) * g.mc < m, "{g:?} for m={m}");
+            let panels = n.min(spec.nc).div_ceil(spec.nr);
+            assert!(g.m_blocks * g.n_chunks >= threads.min(g.m_blocks * panels), "{g:?} for m={m}, n={n}");
+            if threads > 1 && g.m_blocks >= threads {
+                assert_eq!(g.m_blocks % threads, 0, "equal shares");
+            }
+        }
+    }
+}

@@ -95,13 +95,19 @@ impl Default for Compute {
 impl Compute {
     /// rayon's global pool (all cores unless `RAYON_NUM_THREADS` says otherwise) and the global tracker.
     pub fn global() -> Self {
-        Compute { pool: None, memory: Arc::clone(MemoryTracker::global()) }
+        Compute {
+            pool: None,
+            memory: Arc::clone(MemoryTracker::global()),
+        }
     }
 
     /// A dedicated pool of exactly `threads` threads, with its own memory tracker.
     pub fn with_threads(threads: usize) -> Result<Self> {
         if threads == 0 {
-            return Err(TensorError::invalid_argument("Compute::with_threads", "thread count must be at least 1"));
+            return Err(TensorError::invalid_argument(
+                "Compute::with_threads",
+                "thread count must be at least 1",
+            ));
         }
         let memory = Arc::new(MemoryTracker::default());
         let for_workers = Arc::clone(&memory);
@@ -114,7 +120,10 @@ impl Compute {
             })
             .build()
             .map_err(|e| TensorError::ThreadPool(e.to_string()))?;
-        Ok(Compute { pool: Some(Arc::new(pool)), memory })
+        Ok(Compute {
+            pool: Some(Arc::new(pool)),
+            memory,
+        })
     }
 
     /// How many threads kernels may use under this handle.
@@ -147,7 +156,10 @@ mod tests {
 
     #[test]
     fn zero_threads_is_an_error() {
-        assert!(matches!(Compute::with_threads(0), Err(TensorError::InvalidArgument { .. })));
+        assert!(matches!(
+            Compute::with_threads(0),
+            Err(TensorError::InvalidArgument { .. })
+        ));
     }
 
     #[test]

@@ -106,18 +106,35 @@ fn detail_suffix(detail: &str) -> String {
 
 impl TensorError {
     /// Shape mismatch between two operands of `op`.
-    pub fn shape_mismatch(op: &'static str, lhs: &[usize], rhs: &[usize], detail: impl Into<String>) -> Self {
-        TensorError::ShapeMismatch { op, lhs: lhs.to_vec(), rhs: rhs.to_vec(), detail: detail.into() }
+    pub fn shape_mismatch(
+        op: &'static str,
+        lhs: &[usize],
+        rhs: &[usize],
+        detail: impl Into<String>,
+    ) -> Self {
+        TensorError::ShapeMismatch {
+            op,
+            lhs: lhs.to_vec(),
+            rhs: rhs.to_vec(),
+            detail: detail.into(),
+        }
     }
 
     /// An operand whose shape is wrong on its own.
     pub fn invalid_shape(op: &'static str, shape: &[usize], reason: impl Into<String>) -> Self {
-        TensorError::InvalidShape { op, shape: shape.to_vec(), reason: reason.into() }
+        TensorError::InvalidShape {
+            op,
+            shape: shape.to_vec(),
+            reason: reason.into(),
+        }
     }
 
     /// An argument outside its domain.
     pub fn invalid_argument(op: &'static str, reason: impl Into<String>) -> Self {
-        TensorError::InvalidArgument { op, reason: reason.into() }
+        TensorError::InvalidArgument {
+            op,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -127,14 +144,25 @@ mod tests {
 
     #[test]
     fn shape_mismatch_names_op_and_both_shapes() {
-        let e = TensorError::shape_mismatch("matmul", &[2, 3], &[4, 5], "inner dimensions 3 and 4 differ");
+        let e = TensorError::shape_mismatch(
+            "matmul",
+            &[2, 3],
+            &[4, 5],
+            "inner dimensions 3 and 4 differ",
+        );
         let text = e.to_string();
-        assert_eq!(text, "matmul: shape mismatch between [2, 3] and [4, 5] (inner dimensions 3 and 4 differ)");
+        assert_eq!(
+            text,
+            "matmul: shape mismatch between [2, 3] and [4, 5] (inner dimensions 3 and 4 differ)"
+        );
     }
 
     #[test]
     fn malformed_file_names_the_file() {
-        let e = TensorError::MalformedFile { path: "w.safetensors".into(), reason: "header too short".into() };
+        let e = TensorError::MalformedFile {
+            path: "w.safetensors".into(),
+            reason: "header too short".into(),
+        };
         assert!(e.to_string().starts_with("w.safetensors: malformed"));
     }
 }

@@ -40,7 +40,10 @@ impl<T> TrackedArray<T> {
     }
 
     fn into_array(mut self) -> ArrayD<T> {
-        let array = std::mem::replace(&mut self.array, ArrayD::from_shape_vec(IxDyn(&[0]), Vec::new()).unwrap());
+        let array = std::mem::replace(
+            &mut self.array,
+            ArrayD::from_shape_vec(IxDyn(&[0]), Vec::new()).unwrap(),
+        );
         self.tracker.release(array.len() * std::mem::size_of::<T>());
         // `self` now holds an empty array: its Drop releases zero bytes.
         array
@@ -55,19 +58,24 @@ impl<T: Clone> Clone for TrackedArray<T> {
 
 impl<T> Drop for TrackedArray<T> {
     fn drop(&mut self) {
-        self.tracker.release(self.array.len() * std::mem::size_of::<T>());
+        self.tracker
+            .release(self.array.len() * std::mem::size_of::<T>());
     }
 }
 
 impl<T: Element> Clone for Tensor<T> {
     fn clone(&self) -> Self {
-        Tensor { data: Arc::clone(&self.data) }
+        Tensor {
+            data: Arc::clone(&self.data),
+        }
     }
 }
 
 impl<T: Element, D: Dimension> From<Array<T, D>> for Tensor<T> {
     fn from(array: Array<T, D>) -> Self {
-        Tensor { data: Arc::new(TrackedArray::new(array.into_dyn())) }
+        Tensor {
+            data: Arc::new(TrackedArray::new(array.into_dyn())),
+        }
     }
 }
 
@@ -84,7 +92,10 @@ impl<T: Element> Tensor<T> {
             return Err(TensorError::invalid_shape(
                 "Tensor::from_shape_vec",
                 shape,
-                format!("shape holds {expected} elements but {} were given", data.len()),
+                format!(
+                    "shape holds {expected} elements but {} were given",
+                    data.len()
+                ),
             ));
         }
         let array = ArrayD::from_shape_vec(IxDyn(shape), data).expect("length checked above");
@@ -166,7 +177,10 @@ impl<T: Element> Tensor<T> {
             TensorError::invalid_shape(
                 "Tensor::into_dimensionality",
                 &shape,
-                format!("expected {} axes", D::NDIM.map_or("any".to_string(), |n| n.to_string())),
+                format!(
+                    "expected {} axes",
+                    D::NDIM.map_or("any".to_string(), |n| n.to_string())
+                ),
             )
         })
     }
@@ -174,7 +188,11 @@ impl<T: Element> Tensor<T> {
     /// The single value of a tensor with exactly one element.
     pub fn to_scalar(&self) -> Result<T> {
         if self.len() != 1 {
-            return Err(TensorError::invalid_shape("Tensor::to_scalar", self.shape(), "expected exactly one element"));
+            return Err(TensorError::invalid_shape(
+                "Tensor::to_scalar",
+                self.shape(),
+                "expected exactly one element",
+            ));
         }
         Ok(*self.data.array.iter().next().expect("one element"))
     }
@@ -187,7 +205,10 @@ impl<T: Element> Tensor<T> {
 
 impl<T: Element> fmt::Debug for Tensor<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Tensor").field("shape", &self.shape()).field("data", &self.data.array).finish()
+        f.debug_struct("Tensor")
+            .field("shape", &self.shape())
+            .field("data", &self.data.array)
+            .finish()
     }
 }
 

@@ -40,12 +40,22 @@ pub fn batched_matmul<T: Element>(a: ArrayViewD<'_, T>, b: ArrayViewD<'_, T>) ->
     let op = "batched_matmul";
     let (ra, rb) = (a.ndim(), b.ndim());
     if ra < 2 || rb < 2 {
-        return Err(TensorError::shape_mismatch(op, a.shape(), b.shape(), "both operands need rank >= 2"));
+        return Err(TensorError::shape_mismatch(
+            op,
+            a.shape(),
+            b.shape(),
+            "both operands need rank >= 2",
+        ));
     }
     let (m, k) = (a.shape()[ra - 2], a.shape()[ra - 1]);
     let (k2, n) = (b.shape()[rb - 2], b.shape()[rb - 1]);
     if k != k2 {
-        return Err(TensorError::shape_mismatch(op, a.shape(), b.shape(), format!("inner dimensions {k} and {k2} differ")));
+        return Err(TensorError::shape_mismatch(
+            op,
+            a.shape(),
+            b.shape(),
+            format!("inner dimensions {k} and {k2} differ"),
+        ));
     }
     // Batch axes, right-aligned; a missing axis acts as size 1 (stride 0).
     let rank = ra.max(rb) - 2;
@@ -53,8 +63,12 @@ pub fn batched_matmul<T: Element>(a: ArrayViewD<'_, T>, b: ArrayViewD<'_, T>) ->
     let mut a_strides = vec![0isize; rank];
     let mut b_strides = vec![0isize; rank];
     for d in 0..rank {
-        let da = (d + ra - 2).checked_sub(rank).map(|i| (a.shape()[i], a.strides()[i]));
-        let db = (d + rb - 2).checked_sub(rank).map(|i| (b.shape()[i], b.strides()[i]));
+        let da = (d + ra - 2)
+            .checked_sub(rank)
+            .map(|i| (a.shape()[i], a.strides()[i]));
+        let db = (d + rb - 2)
+            .checked_sub(rank)
+            .map(|i| (b.shape()[i], b.strides()[i]));
         let (sa, ta) = da.unwrap_or((1, 0));
         let (sb, tb) = db.unwrap_or((1, 0));
         batch[d] = match (sa, sb) {
@@ -89,9 +103,21 @@ pub fn batched_matmul<T: Element>(a: ArrayViewD<'_, T>, b: ArrayViewD<'_, T>) ->
     // B shared by every entry and A's entries laid out as consecutive row blocks: one big GEMM.
     if b_strides.iter().all(|&s| s == 0) {
         if let Some(rows_stride) = folded_row_stride(&batch, &a_strides, m, a_rs) {
-            let a = MatRef { ptr: a.as_ptr(), rs: rows_stride, cs: a_cs };
-            let b = MatRef { ptr: b.as_ptr(), rs: b_rs, cs: b_cs };
-            let out = MatMut { ptr: c_ptr, rs: n as isize, cs: 1 };
+            let a = MatRef {
+                ptr: a.as_ptr(),
+                rs: rows_stride,
+                cs: a_cs,
+            };
+            let b = MatRef {
+                ptr: b.as_ptr(),
+                rs: b_rs,
+                cs: b_cs,
+            };
+            let out = MatMut {
+                ptr: c_ptr,
+                rs: n as isize,
+                cs: 1,
+            };
             // SAFETY: A's entries tile `entries·m` rows at stride `rows_stride` inside A's
             // allocation (checked by `folded_row_stride`); C is a fresh standard-layout array.
             unsafe { gemm_raw(spec, entries * m, n, k, one, a, b, zero, out) };
@@ -99,8 +125,23 @@ pub fn batched_matmul<T: Element>(a: ArrayViewD<'_, T>, b: ArrayViewD<'_, T>) ->
         }
     }
 
-    let (a_ptr, b_ptr) = (MatRef { ptr: a.as_ptr(), rs: a_rs, cs: a_cs }, MatRef { ptr: b.as_ptr(), rs: b_rs, cs: b_cs });
-    let c_all = MatMut { ptr: c_ptr, rs: n as isize, cs: 1 };
+    let (a_ptr, b_ptr) = (
+        MatRef {
+            ptr: a.as_ptr(),
+            rs: a_rs,
+            cs: a_cs,
+        },
+        MatRef {
+            ptr: b.as_ptr(),
+            rs: b_rs,
+            cs: b_cs,
+        },
+    );
+    let c_all = MatMut {
+        ptr: c_ptr,
+        rs: n as isize,
+        cs: 1,
+    };
     let entry = |e: usize| {
         let (a_ptr, b_ptr, c_all) = (a_ptr, b_ptr, c_all);
         let (mut rem, mut oa, mut ob) = (e, 0isize, 0isize);
@@ -114,16 +155,28 @@ pub fn batched_matmul<T: Element>(a: ArrayViewD<'_, T>, b: ArrayViewD<'_, T>) ->
         // views, 0 on broadcast axes); entry e of C is its own m × n block of the fresh array, so
         // parallel entries write disjoint memory.
         unsafe {
-            let a = MatRef { ptr: a_ptr.ptr.offset(oa), ..a_ptr };
-            let b = MatRef { ptr: b_ptr.ptr.offset(ob), ..b_ptr };
-            let c = MatMut { ptr: c_all.ptr.add(e * m * n), ..c_all };
+            let a = MatRef {
+                ptr: a_ptr.ptr.offset(oa),
+                ..a_ptr
+            };
+            let b = MatRef {
+                ptr: b_ptr.ptr.offset(ob),
+                ..b_ptr
+            };
+            let c = MatMut {
+                ptr: c_all.ptr.add(e * m * n),
+                ..c_all
+            };
             gemm_raw(spec, m, n, k, one, a, b, zero, c);
         }
     };
     if m * n * k < PARALLEL_MIN_MACS && entries > 1 {
         // Small matrices: one entry per task, at least ~PARALLEL_MIN_MACS of work per rayon split.
         let min_len = (PARALLEL_MIN_MACS / (m * n * k)).clamp(1, entries);
-        (0..entries).into_par_iter().with_min_len(min_len).for_each(entry);
+        (0..entries)
+            .into_par_iter()
+            .with_min_len(min_len)
+            .for_each(entry);
     } else {
         (0..entries).for_each(entry);
     }

@@ -30,7 +30,12 @@ pub enum GemmKernel {
 
 impl GemmKernel {
     /// Every kernel family, slowest first.
-    pub const ALL: [GemmKernel; 4] = [GemmKernel::Scalar, GemmKernel::Portable, GemmKernel::Avx2, GemmKernel::Avx512];
+    pub const ALL: [GemmKernel; 4] = [
+        GemmKernel::Scalar,
+        GemmKernel::Portable,
+        GemmKernel::Avx2,
+        GemmKernel::Avx512,
+    ];
 
     /// Whether this CPU (and this build's target) can run the kernel.
     pub fn is_available(self) -> bool {
@@ -53,7 +58,10 @@ impl GemmKernel {
 
     /// The kernels this CPU can run, slowest first.
     pub fn available() -> Vec<GemmKernel> {
-        GemmKernel::ALL.into_iter().filter(|k| k.is_available()).collect()
+        GemmKernel::ALL
+            .into_iter()
+            .filter(|k| k.is_available())
+            .collect()
     }
 }
 
@@ -107,7 +115,11 @@ mod tests {
         let first = selected_kernel();
         assert_eq!(first, selected_kernel());
         assert!(first.is_available());
-        assert_ne!(first, GemmKernel::Scalar, "the reference kernel is never picked for speed");
+        assert_ne!(
+            first,
+            GemmKernel::Scalar,
+            "the reference kernel is never picked for speed"
+        );
     }
 
     #[test]

@@ -55,11 +55,21 @@ pub(crate) unsafe fn gemv<T: Element>(
         x.ptr
     } else {
         // SAFETY: x is valid for k elements at stride x.cs.
-        x_contiguous = (0..k).map(|p| unsafe { *x.ptr.offset(p as isize * x.cs) }).collect();
+        x_contiguous = (0..k)
+            .map(|p| unsafe { *x.ptr.offset(p as isize * x.cs) })
+            .collect();
         x_contiguous.as_ptr()
     };
-    let x_shared = MatRef { ptr: x_ptr, rs: 0, cs: 1 };
-    let threads = if k.saturating_mul(n) < GEMV_PARALLEL_MIN_ELEMENTS { 1 } else { rayon::current_num_threads() };
+    let x_shared = MatRef {
+        ptr: x_ptr,
+        rs: 0,
+        cs: 1,
+    };
+    let threads = if k.saturating_mul(n) < GEMV_PARALLEL_MIN_ELEMENTS {
+        1
+    } else {
+        rayon::current_num_threads()
+    };
     let chunk = n.div_ceil(threads).div_ceil(GEMV_CHUNK_ALIGN) * GEMV_CHUNK_ALIGN;
     let run = |j0: usize| {
         let (x, b, y) = (x_shared, b, y);

@@ -20,7 +20,7 @@
 use rayon::prelude::*;
 
 use super::kernels::{KernelSpec, MicroTile};
-use super::pack::{pack_a_block, pack_b_panel, with_buffer, MatMut, MatRef, A_BUFFER, B_BUFFER};
+use super::pack::{with_buffer, MatMut, MatRef, A_BUFFER, B_BUFFER};
 use crate::element::Element;
 
 /// Products with fewer multiply-adds (`m·n·k`) than this run on the calling thread: about 1M, a few
@@ -65,7 +65,11 @@ impl TaskGrid {
             }
         }
         let mc = m.div_ceil(m_blocks).div_ceil(spec.mr) * spec.mr;
-        TaskGrid { mc, m_blocks: m.div_ceil(mc), n_chunks }
+        TaskGrid {
+            mc,
+            m_blocks: m.div_ceil(mc),
+            n_chunks,
+        }
     }
 }
 
@@ -84,15 +88,43 @@ pub(crate) unsafe fn gemm_blocked<T: Element>(
     beta: T,
     c: MatMut<T>,
 ) {
-    let threads = if m.saturating_mul(n).saturating_mul(k) < PARALLEL_MIN_MACS { 1 } else { rayon::current_num_threads() };
+    // TUNING HACK (remove): env overrides of the blocking.
+    let tuned = {
+        static T: std::sync::OnceLock<(usize, usize, usize)> = std::sync::OnceLock::new();
+        *T.get_or_init(|| {
+            let get = |k: &str| {
+                std::env::var(k)
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0)
+            };
+            (get("FM_KC"), get("FM_MC"), get("FM_NC"))
+        })
+    };
+    let spec_owned = KernelSpec {
+        kc: if tuned.0 > 0 { tuned.0 } else { spec.kc },
+        mc: if tuned.1 > 0 { tuned.1 } else { spec.mc },
+        nc: if tuned.2 > 0 { tuned.2 } else { spec.nc },
+        ..*spec
+    };
+    let spec = &spec_owned;
+    let threads = if m.saturating_mul(n).saturating_mul(k) < PARALLEL_MIN_MACS {
+        1
+    } else {
+        rayon::current_num_threads()
+    };
     let grid = TaskGrid::new(spec, m, n, threads);
     let (mr, nr) = (spec.mr, spec.nr);
     for jc in (0..n).step_by(spec.nc) {
         let nc = spec.nc.min(n - jc);
         let panels = nc.div_ceil(nr);
         let panels_per_chunk = panels.div_ceil(grid.n_chunks);
-        for pc in (0..k).step_by(spec.kc) {
-            let kc = spec.kc.min(k - pc);
+        // Equal depth slices of at most KC (1100 → 2 × 550, not 1024 + 76): no short, inefficient
+        // last slice. The slicing depends on k only, never on the thread count.
+        let k_slices = k.div_ceil(spec.kc);
+        let kc_even = k.div_ceil(k_slices);
+        for pc in (0..k).step_by(kc_even) {
+            let kc = kc_even.min(k - pc);
             // Later depth slices add to what the first one wrote.
             let beta = if pc == 0 { beta } else { T::one() };
             with_buffer::<T, _>(&B_BUFFER, panels * nr * kc, |bpack| {
@@ -101,7 +133,14 @@ pub(crate) unsafe fn gemm_blocked<T: Element>(
                     let bpack = bpack;
                     // SAFETY: panel q covers columns jc + q·nr .. (clipped to nc) of rows pc..pc+kc,
                     // inside B; its destination slot is inside the buffer sized above.
-                    unsafe { pack_b_panel(bpack.0.add(q * nr * kc), b.at(pc, jc + q * nr), kc, nr.min(nc - q * nr), nr) }
+                    unsafe {
+                        (spec.pack_b)(
+                            bpack.0.add(q * nr * kc),
+                            b.at(pc, jc + q * nr),
+                            kc,
+                            nr.min(nc - q * nr),
+                        )
+                    }
                 };
                 if threads > 1 {
                     (0..panels).into_par_iter().for_each(pack_panel);
@@ -124,7 +163,7 @@ pub(crate) unsafe fn gemm_blocked<T: Element>(
                         // task's tiles (rows of block ib, panels q_lo..q_hi) are disjoint from every
                         // other task's.
                         unsafe {
-                            pack_a_block(apack, a.at(ic, pc), rows, kc, mr);
+                            (spec.pack_a)(apack, a.at(ic, pc), rows, kc);
                             for q in q_lo..q_hi {
                                 let col = q * nr;
                                 for ir in (0..rows).step_by(mr) {
@@ -164,12 +203,25 @@ mod tests {
     #[test]
     fn task_grid_covers_rows_and_balances_threads() {
         let spec = &crate::gemm::kernels::portable::F32;
-        for &(m, n, threads) in &[(1, 1, 1), (1000, 64, 1), (1000, 64, 2), (7, 4096, 2), (144, 16, 4), (300, 3, 3)] {
+        for &(m, n, threads) in &[
+            (1, 1, 1),
+            (1000, 64, 1),
+            (1000, 64, 2),
+            (7, 4096, 2),
+            (144, 16, 4),
+            (300, 3, 3),
+        ] {
             let g = TaskGrid::new(spec, m, n, threads);
             assert!(g.mc % spec.mr == 0 && g.mc <= spec.mc.max(spec.mr));
-            assert!(g.m_blocks * g.mc >= m && (g.m_blocks - 1) * g.mc < m, "{g:?} for m={m}");
+            assert!(
+                g.m_blocks * g.mc >= m && (g.m_blocks - 1) * g.mc < m,
+                "{g:?} for m={m}"
+            );
             let panels = n.min(spec.nc).div_ceil(spec.nr);
-            assert!(g.m_blocks * g.n_chunks >= threads.min(g.m_blocks * panels), "{g:?} for m={m}, n={n}");
+            assert!(
+                g.m_blocks * g.n_chunks >= threads.min(g.m_blocks * panels),
+                "{g:?} for m={m}, n={n}"
+            );
             if threads > 1 && g.m_blocks >= threads {
                 assert_eq!(g.m_blocks % threads, 0, "equal shares");
             }

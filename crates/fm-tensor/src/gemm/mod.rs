@@ -121,7 +121,13 @@ impl GemmElement for f64 {}
 /// assert_eq!(c, 2.0 * a.dot(&b.slice(s![..;2, ..])));
 /// # Ok::<(), fm_tensor::TensorError>(())
 /// ```
-pub fn gemm<T: Element>(alpha: T, a: ArrayView2<'_, T>, b: ArrayView2<'_, T>, beta: T, c: ArrayViewMut2<'_, T>) -> Result<()> {
+pub fn gemm<T: Element>(
+    alpha: T,
+    a: ArrayView2<'_, T>,
+    b: ArrayView2<'_, T>,
+    beta: T,
+    c: ArrayViewMut2<'_, T>,
+) -> Result<()> {
     let spec = T::kernel_spec(selected_kernel()).expect("the selected kernel is compiled in");
     gemm_with_spec(spec, alpha, a, b, beta, c)
 }
@@ -152,7 +158,12 @@ pub fn gemm_with_kernel<T: Element>(
 ) -> Result<()> {
     let spec = T::kernel_spec(kernel)
         .filter(|_| kernel.is_available())
-        .ok_or_else(|| TensorError::invalid_argument("gemm_with_kernel", format!("this CPU cannot run the {kernel} kernel")))?;
+        .ok_or_else(|| {
+            TensorError::invalid_argument(
+                "gemm_with_kernel",
+                format!("this CPU cannot run the {kernel} kernel"),
+            )
+        })?;
     gemm_with_spec(spec, alpha, a, b, beta, c)
 }
 
@@ -183,7 +194,11 @@ fn check_inner(op: &'static str, a: &[usize], b: &[usize]) -> Result<()> {
             op,
             a,
             b,
-            format!("inner dimensions {} and {} differ", a[a.len() - 1], b[b.len() - 2]),
+            format!(
+                "inner dimensions {} and {} differ",
+                a[a.len() - 1],
+                b[b.len() - 2]
+            ),
         ));
     }
     Ok(())
@@ -216,9 +231,21 @@ fn gemm_with_spec<T: Element>(
         scale(beta, c);
         return Ok(());
     }
-    let a = MatRef { ptr: a.as_ptr(), rs: a.strides()[0], cs: a.strides()[1] };
-    let b = MatRef { ptr: b.as_ptr(), rs: b.strides()[0], cs: b.strides()[1] };
-    let c = MatMut { ptr: c.as_mut_ptr(), rs: c.strides()[0], cs: c.strides()[1] };
+    let a = MatRef {
+        ptr: a.as_ptr(),
+        rs: a.strides()[0],
+        cs: a.strides()[1],
+    };
+    let b = MatRef {
+        ptr: b.as_ptr(),
+        rs: b.strides()[0],
+        cs: b.strides()[1],
+    };
+    let c = MatMut {
+        ptr: c.as_mut_ptr(),
+        rs: c.strides()[0],
+        cs: c.strides()[1],
+    };
     // SAFETY: the pointers and strides come from live ndarray views of the stated shapes, borrowed
     // for this whole call; C is borrowed mutably, so it overlaps neither A nor B.
     unsafe { gemm_raw(spec, m, n, k, alpha, a, b, beta, c) };
@@ -252,7 +279,11 @@ pub(crate) unsafe fn gemm_raw<T: Element>(
 ) {
     // The kernels store rows of C as vectors. If C's columns are the contiguous axis, compute
     // Cᵀ = Bᵀ·Aᵀ instead, which turns them into rows (no copy: strides swap).
-    let (m, n, a, b, c) = if c.rs.unsigned_abs() < c.cs.unsigned_abs() { (n, m, b.t(), a.t(), c.t()) } else { (m, n, a, b, c) };
+    let (m, n, a, b, c) = if c.rs.unsigned_abs() < c.cs.unsigned_abs() {
+        (n, m, b.t(), a.t(), c.t())
+    } else {
+        (m, n, a, b, c)
+    };
     // SAFETY: forwarded contract (shapes and validity are unchanged by transposition).
     unsafe {
         if m == 1 && gemv::gemv(spec, k, n, alpha, a, b, beta, c) {

@@ -18,7 +18,7 @@ use crate::element::Element;
 
 /// A read-only strided matrix: element `(i, j)` lives at `ptr + i·rs + j·cs`.
 #[derive(Debug)]
-pub(crate) struct MatRef<T> {
+pub struct MatRef<T> {
     /// Element `(0, 0)`.
     pub ptr: *const T,
     /// Row stride in elements.
@@ -43,7 +43,11 @@ unsafe impl<T: Sync> Sync for MatRef<T> {}
 impl<T> MatRef<T> {
     /// The view of the transpose (no copy).
     pub fn t(self) -> Self {
-        MatRef { ptr: self.ptr, rs: self.cs, cs: self.rs }
+        MatRef {
+            ptr: self.ptr,
+            rs: self.cs,
+            cs: self.rs,
+        }
     }
 
     /// The sub-matrix starting at `(i, j)`.
@@ -60,7 +64,7 @@ impl<T> MatRef<T> {
 
 /// A writable strided matrix, shared between threads that write disjoint tiles.
 #[derive(Debug)]
-pub(crate) struct MatMut<T> {
+pub struct MatMut<T> {
     /// Element `(0, 0)`.
     pub ptr: *mut T,
     /// Row stride in elements.
@@ -85,7 +89,11 @@ unsafe impl<T: Send> Sync for MatMut<T> {}
 impl<T> MatMut<T> {
     /// The view of the transpose (no copy).
     pub fn t(self) -> Self {
-        MatMut { ptr: self.ptr, rs: self.cs, cs: self.rs }
+        MatMut {
+            ptr: self.ptr,
+            rs: self.cs,
+            cs: self.rs,
+        }
     }
 
     /// Pointer to element `(i, j)`.
@@ -99,83 +107,117 @@ impl<T> MatMut<T> {
     }
 }
 
-/// Packs `rows × kc` of `a` into micro-panels of `mr` rows at `dst`.
-///
-/// Rows past `rows` in the last micro-panel are not written (the edge kernels do not read them).
+/// Packs `rows × kc` of `a` into micro-panels of `MR` rows at `dst`, packing each micro-panel
+/// with `panel(dst, a_rows, h, kc)` (`h ≤ MR` rows).
 ///
 /// # Safety
-/// `a` is valid for `rows × kc` elements; `dst` for `⌈rows/mr⌉·mr·kc` elements.
-pub(crate) unsafe fn pack_a_block<T: Element>(dst: *mut T, a: MatRef<T>, rows: usize, kc: usize, mr: usize) {
+/// `a` is valid for `rows × kc` elements; `dst` for `⌈rows/MR⌉·MR·kc` elements; `panel` upholds
+/// the contract of [`pack_a_panel`].
+#[inline(always)]
+pub(crate) unsafe fn pack_a_block<T: Element, const MR: usize>(
+    dst: *mut T,
+    a: MatRef<T>,
+    rows: usize,
+    kc: usize,
+    panel: impl Fn(*mut T, MatRef<T>, usize, usize),
+) {
     let mut i0 = 0;
-    let mut panel = dst;
     while i0 < rows {
-        let h = (rows - i0).min(mr);
-        // SAFETY: rows i0..i0+h exist in `a`; the panel has room for kc·mr values.
-        unsafe {
-            let src = a.at(i0, 0);
-            if src.cs == 1 {
-                // Rows contiguous along k (row-major A): read each row, scatter with stride mr.
-                for i in 0..h {
-                    let row = src.ptr.offset(i as isize * src.rs);
-                    for p in 0..kc {
-                        *panel.add(p * mr + i) = *row.add(p);
-                    }
-                }
-            } else if src.rs == 1 {
-                // Columns contiguous along i (column-major A): one short copy per step.
-                for p in 0..kc {
-                    std::ptr::copy_nonoverlapping(src.ptr.offset(p as isize * src.cs), panel.add(p * mr), h);
-                }
-            } else {
-                for p in 0..kc {
-                    for i in 0..h {
-                        *panel.add(p * mr + i) = *src.ptr.offset(i as isize * src.rs + p as isize * src.cs);
-                    }
-                }
-            }
-            panel = panel.add(mr * kc);
-        }
-        i0 += mr;
+        // SAFETY: rows i0..i0+h exist in `a`; micro-panel i0/MR has room for kc·MR values.
+        unsafe { panel(dst.add(i0 * kc), a.at(i0, 0), (rows - i0).min(MR), kc) };
+        i0 += MR;
     }
 }
 
-/// Packs the `kc × cols` strip of `b` (`cols <= nr`) into one micro-panel at `dst`, zero-padding
-/// columns `cols..nr`.
+/// Packs one micro-panel of A: `h ≤ MR` rows × `kc` steps into `kc` steps of `MR` values.
+/// Rows `h..MR` are not written (the edge kernels do not read them).
 ///
 /// # Safety
-/// `b` is valid for `kc × cols` elements; `dst` for `kc·nr` elements.
-pub(crate) unsafe fn pack_b_panel<T: Element>(dst: *mut T, b: MatRef<T>, kc: usize, cols: usize, nr: usize) {
+/// `a` is valid for `h × kc` elements, `dst` for `kc·MR`.
+#[inline(always)]
+pub(crate) unsafe fn pack_a_panel<T: Element, const MR: usize>(
+    dst: *mut T,
+    a: MatRef<T>,
+    h: usize,
+    kc: usize,
+) {
     // SAFETY: in bounds by the contract.
     unsafe {
-        if b.cs == 1 {
-            // Rows contiguous along n (row-major B): one copy per step.
+        if a.rs == 1 && h == MR {
+            // Columns contiguous along i (column-major A): one fixed-size copy per step.
             for p in 0..kc {
-                let out = dst.add(p * nr);
-                std::ptr::copy_nonoverlapping(b.ptr.offset(p as isize * b.rs), out, cols);
-                for j in cols..nr {
-                    *out.add(j) = T::zero();
-                }
+                let step = a
+                    .ptr
+                    .offset(p as isize * a.cs)
+                    .cast::<[T; MR]>()
+                    .read_unaligned();
+                dst.add(p * MR).cast::<[T; MR]>().write_unaligned(step);
             }
-        } else if b.rs == 1 {
-            // Columns contiguous along k (B = Wᵀ of a row-major W): read columns, scatter.
-            for j in 0..cols {
-                let col = b.ptr.offset(j as isize * b.cs);
+        } else if a.cs == 1 {
+            // Rows contiguous along k (row-major A): read each row, scatter with stride MR.
+            // (The SIMD kernels replace this with in-register transposes for whole panels.)
+            for i in 0..h {
+                let row = a.ptr.offset(i as isize * a.rs);
                 for p in 0..kc {
-                    *dst.add(p * nr + j) = *col.add(p);
-                }
-            }
-            if cols < nr {
-                for p in 0..kc {
-                    for j in cols..nr {
-                        *dst.add(p * nr + j) = T::zero();
-                    }
+                    *dst.add(p * MR + i) = *row.add(p);
                 }
             }
         } else {
             for p in 0..kc {
-                for j in 0..nr {
-                    *dst.add(p * nr + j) =
-                        if j < cols { *b.ptr.offset(p as isize * b.rs + j as isize * b.cs) } else { T::zero() };
+                for i in 0..h {
+                    *dst.add(p * MR + i) = *a.ptr.offset(i as isize * a.rs + p as isize * a.cs);
+                }
+            }
+        }
+    }
+}
+
+/// Packs the `kc × cols` strip of `b` (`cols ≤ NR`) into one micro-panel at `dst`, zero-padding
+/// columns `cols..NR`.
+///
+/// # Safety
+/// `b` is valid for `kc × cols` elements; `dst` for `kc·NR` elements.
+#[inline(always)]
+pub(crate) unsafe fn pack_b_panel<T: Element, const NR: usize>(
+    dst: *mut T,
+    b: MatRef<T>,
+    kc: usize,
+    cols: usize,
+) {
+    // SAFETY: in bounds by the contract.
+    unsafe {
+        if b.cs == 1 && cols == NR {
+            // Rows contiguous along n (row-major B): one fixed-size copy per step.
+            for p in 0..kc {
+                let step = b
+                    .ptr
+                    .offset(p as isize * b.rs)
+                    .cast::<[T; NR]>()
+                    .read_unaligned();
+                dst.add(p * NR).cast::<[T; NR]>().write_unaligned(step);
+            }
+        } else if b.rs == 1 {
+            // Columns contiguous along k (B = Wᵀ of a row-major W): read columns, scatter.
+            // (The SIMD kernels replace this with in-register transposes for whole panels.)
+            for j in 0..cols {
+                let col = b.ptr.offset(j as isize * b.cs);
+                for p in 0..kc {
+                    *dst.add(p * NR + j) = *col.add(p);
+                }
+            }
+            for p in 0..kc {
+                for j in cols..NR {
+                    *dst.add(p * NR + j) = T::zero();
+                }
+            }
+        } else {
+            for p in 0..kc {
+                for j in 0..NR {
+                    *dst.add(p * NR + j) = if j < cols {
+                        *b.ptr.offset(p as isize * b.rs + j as isize * b.cs)
+                    } else {
+                        T::zero()
+                    };
                 }
             }
         }
@@ -216,7 +258,11 @@ thread_local! {
 /// The buffer is taken out of the thread-local for the duration, so a re-entrant call on the same
 /// thread (rayon may run another GEMM task while this one waits) gets a fresh buffer instead of
 /// aliasing this one.
-pub(crate) fn with_buffer<T, R>(key: &'static LocalKey<Cell<Option<PackBuffer>>>, len: usize, work: impl FnOnce(*mut T) -> R) -> R {
+pub(crate) fn with_buffer<T, R>(
+    key: &'static LocalKey<Cell<Option<PackBuffer>>>,
+    len: usize,
+    work: impl FnOnce(*mut T) -> R,
+) -> R {
     let mut buffer = key.with(|cell| cell.take()).unwrap_or_default();
     let result = work(buffer.reserve::<T>(len));
     key.with(|cell| cell.set(Some(buffer)));
@@ -229,7 +275,11 @@ mod tests {
     use ndarray::{s, Array2};
 
     fn mat(a: &ndarray::ArrayView2<'_, f64>) -> MatRef<f64> {
-        MatRef { ptr: a.as_ptr(), rs: a.strides()[0], cs: a.strides()[1] }
+        MatRef {
+            ptr: a.as_ptr(),
+            rs: a.strides()[0],
+            cs: a.strides()[1],
+        }
     }
 
     fn sample(rows: usize, cols: usize) -> Array2<f64> {
@@ -240,12 +290,21 @@ mod tests {
     fn a_block_is_laid_out_by_micro_panel_for_every_layout() {
         let base = sample(13, 9);
         let col_major = base.t().as_standard_layout().reversed_axes().to_owned();
-        let views = [base.view(), col_major.view(), base.slice(s![..;-1, ..]), base.slice(s![.., ..;-1])];
+        let views = [
+            base.view(),
+            col_major.view(),
+            base.slice(s![..;-1, ..]),
+            base.slice(s![.., ..;-1]),
+        ];
         for a in &views {
             let (rows, kc, mr) = (a.nrows(), a.ncols(), 4);
             let mut dst = vec![-1.0; rows.div_ceil(mr) * mr * kc];
             // SAFETY: sizes as documented.
-            unsafe { pack_a_block(dst.as_mut_ptr(), mat(a), rows, kc, mr) };
+            unsafe {
+                pack_a_block::<f64, 4>(dst.as_mut_ptr(), mat(a), rows, kc, |d, a, h, kc| {
+                    pack_a_panel::<f64, 4>(d, a, h, kc)
+                })
+            };
             for i in 0..rows {
                 for p in 0..kc {
                     assert_eq!(dst[(i / mr) * mr * kc + p * mr + i % mr], a[[i, p]]);
@@ -256,19 +315,26 @@ mod tests {
 
     #[test]
     fn b_panel_is_laid_out_by_step_and_zero_padded() {
-        let base = sample(7, 5);
-        let strided = sample(7, 10);
-        let col_major = base.t().as_standard_layout().reversed_axes().to_owned();
-        let views = [base.view(), col_major.view(), strided.slice(s![.., ..;2]), base.slice(s![..;-1, ..;-1])];
-        for b in &views {
-            let (kc, cols, nr) = (b.nrows(), b.ncols(), 8);
-            let mut dst = vec![-1.0; kc * nr];
-            // SAFETY: sizes as documented.
-            unsafe { pack_b_panel(dst.as_mut_ptr(), mat(b), kc, cols, nr) };
-            for p in 0..kc {
-                for j in 0..nr {
-                    let want = if j < cols { b[[p, j]] } else { 0.0 };
-                    assert_eq!(dst[p * nr + j], want);
+        for width in [5, 8] {
+            let base = sample(7, width);
+            let strided = sample(7, 2 * width);
+            let col_major = base.t().as_standard_layout().reversed_axes().to_owned();
+            let views = [
+                base.view(),
+                col_major.view(),
+                strided.slice(s![.., ..;2]),
+                base.slice(s![..;-1, ..;-1]),
+            ];
+            for b in &views {
+                let (kc, cols, nr) = (b.nrows(), b.ncols(), 8);
+                let mut dst = vec![-1.0; kc * nr];
+                // SAFETY: sizes as documented.
+                unsafe { pack_b_panel::<f64, 8>(dst.as_mut_ptr(), mat(b), kc, cols) };
+                for p in 0..kc {
+                    for j in 0..nr {
+                        let want = if j < cols { b[[p, j]] } else { 0.0 };
+                        assert_eq!(dst[p * nr + j], want);
+                    }
                 }
             }
         }

@@ -7,28 +7,52 @@ use super::*;
 
 /// Deterministic values in [-1, 1) from a 64-bit LCG.
 fn random<T: Element>(rows: usize, cols: usize, seed: u64) -> Array2<T> {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     Array2::from_shape_simple_fn((rows, cols), || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         T::from_f64_lossy(((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0)
     })
 }
 
 /// C = αAB + βC by the definition, in f64.
-fn naive<T: Element>(alpha: f64, a: ArrayView2<'_, T>, b: ArrayView2<'_, T>, beta: f64, c: &Array2<T>) -> Array2<f64> {
+fn naive<T: Element>(
+    alpha: f64,
+    a: ArrayView2<'_, T>,
+    b: ArrayView2<'_, T>,
+    beta: f64,
+    c: &Array2<T>,
+) -> Array2<f64> {
     Array2::from_shape_fn(c.dim(), |(i, j)| {
-        let dot: f64 = (0..a.ncols()).map(|p| a[[i, p]].to_f64_lossless() * b[[p, j]].to_f64_lossless()).sum();
-        let old = if beta == 0.0 { 0.0 } else { beta * c[[i, j]].to_f64_lossless() };
+        let dot: f64 = (0..a.ncols())
+            .map(|p| a[[i, p]].to_f64_lossless() * b[[p, j]].to_f64_lossless())
+            .sum();
+        let old = if beta == 0.0 {
+            0.0
+        } else {
+            beta * c[[i, j]].to_f64_lossless()
+        };
         alpha * dot + old
     })
 }
 
 /// |x − y| ≤ tol·max(1, |y|) everywhere.
-fn assert_close<T: Element>(got: ArrayView2<'_, T>, want: ArrayView2<'_, f64>, tol: f64, what: &str) {
+fn assert_close<T: Element>(
+    got: ArrayView2<'_, T>,
+    want: ArrayView2<'_, f64>,
+    tol: f64,
+    what: &str,
+) {
     assert_eq!(got.dim(), want.dim(), "{what}: shape");
     for ((idx, &g), &w) in got.indexed_iter().zip(want.iter()) {
         let g = g.to_f64_lossless();
-        assert!((g - w).abs() <= tol * w.abs().max(1.0), "{what}: at {idx:?} got {g}, want {w}");
+        assert!(
+            (g - w).abs() <= tol * w.abs().max(1.0),
+            "{what}: at {idx:?} got {g}, want {w}"
+        );
     }
 }
 
@@ -37,7 +61,10 @@ fn to_f64<T: Element>(x: ArrayView2<'_, T>) -> Array2<f64> {
 }
 
 fn fast_kernels() -> Vec<GemmKernel> {
-    GemmKernel::available().into_iter().filter(|&k| k != GemmKernel::Scalar).collect()
+    GemmKernel::available()
+        .into_iter()
+        .filter(|&k| k != GemmKernel::Scalar)
+        .collect()
 }
 
 /// Every kernel equals the scalar reference for m, n, k in 1..=67 (all m × n for a few k, all k
@@ -67,7 +94,12 @@ fn sweep_against_scalar<T: Element>(tol: f64) {
             gemm_with_kernel(GemmKernel::Scalar, T::one(), a, b, T::zero(), w.view_mut()).unwrap();
             let mut g = got.slice_mut(s![..m, ..n]);
             gemm_with_kernel(kernel, T::one(), a, b, T::zero(), g.view_mut()).unwrap();
-            assert_close(g.view(), to_f64(w.view()).view(), tol, &format!("{kernel} {m}x{n}x{k}"));
+            assert_close(
+                g.view(),
+                to_f64(w.view()).view(),
+                tol,
+                &format!("{kernel} {m}x{n}x{k}"),
+            );
         }
     }
 }
@@ -83,7 +115,15 @@ fn every_kernel_matches_scalar_f64() {
 }
 
 /// Operand layouts a caller may pass: contiguous, transposed, column-major, stepped, reversed.
-fn layouts<T: Element>(rows: usize, cols: usize, seed: u64) -> Vec<(&'static str, Array2<T>, Box<dyn Fn(&Array2<T>) -> ArrayView2<'_, T>>)> {
+fn layouts<T: Element>(
+    rows: usize,
+    cols: usize,
+    seed: u64,
+) -> Vec<(
+    &'static str,
+    Array2<T>,
+    Box<dyn Fn(&Array2<T>) -> ArrayView2<'_, T>>,
+)> {
     let plain = random::<T>(rows, cols, seed);
     let transposed = random::<T>(cols, rows, seed);
     let col_major = {
@@ -93,17 +133,40 @@ fn layouts<T: Element>(rows: usize, cols: usize, seed: u64) -> Vec<(&'static str
     };
     let stepped = random::<T>(2 * rows, 3 * cols, seed);
     vec![
-        ("row-major", plain.clone(), Box::new(|x: &Array2<T>| x.view())),
+        (
+            "row-major",
+            plain.clone(),
+            Box::new(|x: &Array2<T>| x.view()),
+        ),
         ("transposed", transposed, Box::new(|x: &Array2<T>| x.t())),
-        ("column-major", col_major, Box::new(|x: &Array2<T>| x.view())),
-        ("stepped", stepped, Box::new(|x: &Array2<T>| x.slice(s![..;2, ..;3]))),
-        ("reversed", plain, Box::new(|x: &Array2<T>| x.slice(s![..;-1, ..;-1]))),
+        (
+            "column-major",
+            col_major,
+            Box::new(|x: &Array2<T>| x.view()),
+        ),
+        (
+            "stepped",
+            stepped,
+            Box::new(|x: &Array2<T>| x.slice(s![..;2, ..;3])),
+        ),
+        (
+            "reversed",
+            plain,
+            Box::new(|x: &Array2<T>| x.slice(s![..;-1, ..;-1])),
+        ),
     ]
 }
 
 /// Every (A layout, B layout, C layout, α, β) against the naive product, for every kernel.
 fn layouts_and_accumulate<T: Element>(tol: f64) {
-    for &(m, n, k) in &[(23, 37, 19), (1, 45, 30), (33, 1, 30), (70, 80, 300)] {
+    // The last shape crosses every kernel's KC, so later depth slices accumulate onto earlier ones.
+    for &(m, n, k) in &[
+        (23, 37, 19),
+        (1, 45, 30),
+        (33, 1, 30),
+        (70, 80, 300),
+        (17, 40, 1100),
+    ] {
         let a_layouts = layouts::<T>(m, k, 3);
         let b_layouts = layouts::<T>(k, n, 4);
         for kernel in GemmKernel::available() {
@@ -125,8 +188,11 @@ fn layouts_and_accumulate<T: Element>(tol: f64) {
                         }
                         let want = naive(alpha, a, b, beta, &c0);
                         let (al, be) = (T::from_f64_lossy(alpha), T::from_f64_lossy(beta));
-                        let cs: [(&str, ArrayViewMut2<'_, T>); 3] =
-                            [("row", c_row.view_mut()), ("col", c_col.view_mut()), ("stepped", c_big.slice_mut(s![..;2, ..;-2]))];
+                        let cs: [(&str, ArrayViewMut2<'_, T>); 3] = [
+                            ("row", c_row.view_mut()),
+                            ("col", c_col.view_mut()),
+                            ("stepped", c_big.slice_mut(s![..;2, ..;-2])),
+                        ];
                         for (cn, c) in cs {
                             gemm_with_kernel(kernel, al, a, b, be, c).unwrap();
                             let _ = cn;
@@ -134,7 +200,12 @@ fn layouts_and_accumulate<T: Element>(tol: f64) {
                         let what = format!("{kernel} {m}x{n}x{k} A {an} B {bn} α={alpha} β={beta}");
                         assert_close(c_row.view(), want.view(), tol, &format!("{what} C row"));
                         assert_close(c_col.view(), want.view(), tol, &format!("{what} C col"));
-                        assert_close(c_big.slice(s![..;2, ..;-2]), want.view(), tol, &format!("{what} C stepped"));
+                        assert_close(
+                            c_big.slice(s![..;2, ..;-2]),
+                            want.view(),
+                            tol,
+                            &format!("{what} C stepped"),
+                        );
                         if beta == 0.0 {
                             // Untouched elements of the larger array stay as they were.
                             assert!(c_big.slice(s![1..;2, ..]).iter().all(|x| x.is_nan()));
@@ -162,7 +233,12 @@ fn broadcast_operands_with_zero_strides() {
     let a = row.broadcast((20, 30)).unwrap();
     let b = random::<f64>(30, 25, 10);
     let got = matmul(a, b.view()).unwrap();
-    assert_close(got.view(), naive(1.0, a, b.view(), 0.0, &Array2::zeros((20, 25))).view(), 1e-12, "broadcast A");
+    assert_close(
+        got.view(),
+        naive(1.0, a, b.view(), 0.0, &Array2::zeros((20, 25))).view(),
+        1e-12,
+        "broadcast A",
+    );
 }
 
 /// Shapes that go parallel (blocked with M split, blocked with N split, both matrix-vector forms).
@@ -170,6 +246,7 @@ fn broadcast_operands_with_zero_strides() {
 fn results_are_bitwise_identical_for_any_thread_count() {
     let cases: Vec<(Array2<f32>, Array2<f32>, bool)> = vec![
         (random(300, 200, 1), random(200, 170, 2), false),
+        (random(40, 1500, 12), random(100, 1500, 13), true),
         (random(9, 130, 3), random(130, 3000, 4), false),
         (random(1, 700, 5), random(700, 900, 6), false),
         (random(1, 700, 7), random(900, 700, 8), true),
@@ -179,7 +256,10 @@ fn results_are_bitwise_identical_for_any_thread_count() {
         for (a, b, transpose_b) in &cases {
             let b = if *transpose_b { b.t() } else { b.view() };
             let run = |threads: usize| {
-                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
                 pool.install(|| {
                     let mut c = random::<f32>(a.nrows(), b.ncols(), 11);
                     gemm_with_kernel(kernel, 1.5, a.view(), b, 0.5, c.view_mut()).unwrap();
@@ -190,7 +270,9 @@ fn results_are_bitwise_identical_for_any_thread_count() {
             for threads in [2, 3, 4, 7] {
                 let many = run(threads);
                 assert!(
-                    one.iter().zip(many.iter()).all(|(x, y)| x.to_bits() == y.to_bits()),
+                    one.iter()
+                        .zip(many.iter())
+                        .all(|(x, y)| x.to_bits() == y.to_bits()),
                     "{kernel} {:?}x{:?}: {threads} threads differ from 1",
                     a.dim(),
                     b.dim()
@@ -206,7 +288,12 @@ fn large_product_matches_naive() {
     let a = random::<f64>(400, 600, 12);
     let b = random::<f64>(600, 300, 13);
     let got = matmul(a.view(), b.t().t()).unwrap();
-    assert_close(got.view(), naive(1.0, a.view(), b.view(), 0.0, &got).view(), 1e-12, "400x300x600");
+    assert_close(
+        got.view(),
+        naive(1.0, a.view(), b.view(), 0.0, &got).view(),
+        1e-12,
+        "400x300x600",
+    );
 }
 
 #[test]
@@ -246,7 +333,9 @@ fn shape_errors_name_both_shapes() {
     assert!(err.contains("[2, 3]") && err.contains("[4, 5]"), "{err}");
     let b = Array2::<f32>::zeros((3, 5));
     let mut c = Array2::<f32>::zeros((2, 4));
-    let err = gemm(1.0, a.view(), b.view(), 0.0, c.view_mut()).unwrap_err().to_string();
+    let err = gemm(1.0, a.view(), b.view(), 0.0, c.view_mut())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("[2, 5]") && err.contains("[2, 4]"), "{err}");
 }
 
@@ -284,7 +373,11 @@ fn batched_by_loop(a: &ArrayD<f64>, b: &ArrayD<f64>, out_batch: &[usize]) -> Arr
             }
             v.into_dimensionality::<ndarray::Ix2>().unwrap()
         }
-        let prod = matmul(pick(a, &idx, out_batch.len()), pick(b, &idx, out_batch.len())).unwrap();
+        let prod = matmul(
+            pick(a, &idx, out_batch.len()),
+            pick(b, &idx, out_batch.len()),
+        )
+        .unwrap();
         let mut slot = out.view_mut();
         for &i in &idx {
             slot = slot.index_axis_move(Axis(0), i);
@@ -296,7 +389,9 @@ fn batched_by_loop(a: &ArrayD<f64>, b: &ArrayD<f64>, out_batch: &[usize]) -> Arr
 
 fn random_d(shape: &[usize], seed: u64) -> ArrayD<f64> {
     let len = shape.iter().product();
-    random::<f64>(1, len, seed).into_shape_with_order(IxDyn(shape)).unwrap()
+    random::<f64>(1, len, seed)
+        .into_shape_with_order(IxDyn(shape))
+        .unwrap()
 }
 
 #[test]
@@ -316,7 +411,10 @@ fn batched_matmul_broadcasts_like_numpy() {
         let want = batched_by_loop(&a, &b, batch);
         assert_eq!(got.shape(), want.shape());
         for (g, w) in got.iter().zip(want.iter()) {
-            assert!((g - w).abs() <= 1e-12 * w.abs().max(1.0), "{sa:?} x {sb:?}: {g} vs {w}");
+            assert!(
+                (g - w).abs() <= 1e-12 * w.abs().max(1.0),
+                "{sa:?} x {sb:?}: {g} vs {w}"
+            );
         }
     }
     // Permuted (non-contiguous) batch layouts.
@@ -325,22 +423,37 @@ fn batched_matmul_broadcasts_like_numpy() {
     let b = random_d(&[4, 3, 2], 4);
     let got = batched_matmul(a.view(), b.view()).unwrap();
     let want = batched_by_loop(&a.to_owned(), &b, &[4]);
-    assert!(got.iter().zip(want.iter()).all(|(g, w)| (g - w).abs() <= 1e-12));
+    assert!(got
+        .iter()
+        .zip(want.iter())
+        .all(|(g, w)| (g - w).abs() <= 1e-12));
     // Broadcast B folded into one product, with a transposed (non-foldable) A.
     let a = random_d(&[3, 8, 5], 5);
     let at = a.view().permuted_axes(vec![0, 2, 1]);
     let b = random_d(&[8, 6], 6);
     let got = batched_matmul(at.view(), b.view()).unwrap();
     let want = batched_by_loop(&at.to_owned(), &b, &[3]);
-    assert!(got.iter().zip(want.iter()).all(|(g, w)| (g - w).abs() <= 1e-12));
+    assert!(got
+        .iter()
+        .zip(want.iter())
+        .all(|(g, w)| (g - w).abs() <= 1e-12));
 }
 
 #[test]
 fn batched_matmul_errors_name_both_shapes() {
-    let cases: &[(&[usize], &[usize])] = &[(&[3], &[3, 2]), (&[2, 3, 4], &[2, 5, 6]), (&[2, 3, 4], &[3, 4, 6])];
+    let cases: &[(&[usize], &[usize])] = &[
+        (&[3], &[3, 2]),
+        (&[2, 3, 4], &[2, 5, 6]),
+        (&[2, 3, 4], &[3, 4, 6]),
+    ];
     for (sa, sb) in cases {
-        let err = batched_matmul(random_d(sa, 1).view(), random_d(sb, 2).view()).unwrap_err().to_string();
-        assert!(err.contains(&format!("{sa:?}")) && err.contains(&format!("{sb:?}")), "{err}");
+        let err = batched_matmul(random_d(sa, 1).view(), random_d(sb, 2).view())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("{sa:?}")) && err.contains(&format!("{sb:?}")),
+            "{err}"
+        );
     }
 }
 
@@ -348,7 +461,10 @@ fn batched_matmul_errors_name_both_shapes() {
 fn batched_matmul_empty_batch() {
     let a = ArrayD::<f32>::zeros(IxDyn(&[0, 2, 3]));
     let b = ArrayD::<f32>::zeros(IxDyn(&[3, 4]));
-    assert_eq!(batched_matmul(a.view(), b.view()).unwrap().shape(), &[0, 2, 4]);
+    assert_eq!(
+        batched_matmul(a.view(), b.view()).unwrap().shape(),
+        &[0, 2, 4]
+    );
 }
 
 #[test]
@@ -357,8 +473,14 @@ fn kernel_tables_match_their_family() {
         let s32 = <f32 as sealed::Sealed>::kernel_spec(kernel).unwrap();
         let s64 = <f64 as sealed::Sealed>::kernel_spec(kernel).unwrap();
         assert_eq!((s32.kernel, s64.kernel), (kernel, kernel));
-        for (mr, nr, kc, mc, nc) in [(s32.mr, s32.nr, s32.kc, s32.mc, s32.nc), (s64.mr, s64.nr, s64.kc, s64.mc, s64.nc)] {
-            assert!(mc % mr == 0 && nc % nr == 0 && kc > 0, "{kernel}: blocks are whole tiles");
+        for (mr, nr, kc, mc, nc) in [
+            (s32.mr, s32.nr, s32.kc, s32.mc, s32.nc),
+            (s64.mr, s64.nr, s64.kc, s64.mc, s64.nc),
+        ] {
+            assert!(
+                mc % mr == 0 && nc % nr == 0 && kc > 0,
+                "{kernel}: blocks are whole tiles"
+            );
         }
     }
 }

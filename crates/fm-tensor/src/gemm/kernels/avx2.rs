@@ -6,8 +6,12 @@
 
 use std::arch::x86_64::*;
 
-use super::{gemv_cols_body, gemv_rows_body, tile_body, with_const_rows, GemvCall, KernelSpec, MicroTile, SimdVec};
+use super::{
+    gemv_cols_body, gemv_rows_body, tile_body, with_const_rows, GemvCall, KernelSpec, MicroTile,
+    SimdVec,
+};
 use crate::gemm::dispatch::GemmKernel;
+use crate::gemm::pack::{pack_a_block, pack_a_panel, pack_b_panel, MatRef};
 
 /// Rows of the register tile (both types).
 const MR: usize = 6;
@@ -29,7 +33,12 @@ pub(crate) struct F64x4(__m256d);
 #[inline(always)]
 unsafe fn mask32(n: usize) -> __m256i {
     // SAFETY: AVX2 is enabled in the calling entry point.
-    unsafe { _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)) }
+    unsafe {
+        _mm256_cmpgt_epi32(
+            _mm256_set1_epi32(n as i32),
+            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        )
+    }
 }
 
 /// Lane mask with the first `n` of four 64-bit lanes set.
@@ -95,7 +104,10 @@ unsafe impl SimdVec<f32> for F32x8 {
     unsafe fn reduce_sum(self) -> f32 {
         // SAFETY: AVX is enabled in the calling entry point.
         unsafe {
-            let quad = _mm_add_ps(_mm256_castps256_ps128(self.0), _mm256_extractf128_ps::<1>(self.0));
+            let quad = _mm_add_ps(
+                _mm256_castps256_ps128(self.0),
+                _mm256_extractf128_ps::<1>(self.0),
+            );
             let pair = _mm_add_ps(quad, _mm_movehl_ps(quad, quad));
             _mm_cvtss_f32(_mm_add_ss(pair, _mm_shuffle_ps::<1>(pair, pair)))
         }
@@ -159,7 +171,10 @@ unsafe impl SimdVec<f64> for F64x4 {
     unsafe fn reduce_sum(self) -> f64 {
         // SAFETY: AVX is enabled in the calling entry point.
         unsafe {
-            let pair = _mm_add_pd(_mm256_castpd256_pd128(self.0), _mm256_extractf128_pd::<1>(self.0));
+            let pair = _mm_add_pd(
+                _mm256_castpd256_pd128(self.0),
+                _mm256_extractf128_pd::<1>(self.0),
+            );
             _mm_cvtsd_f64(_mm_add_sd(pair, _mm_unpackhi_pd(pair, pair)))
         }
     }
@@ -177,7 +192,9 @@ unsafe impl SimdVec<f64> for F64x4 {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn micro_f32(tile: &MicroTile<f32>) {
     // SAFETY: forwarded contract; `rows` is in 1..=MR.
-    unsafe { with_const_rows!(tile.rows, |R| tile_body::<f32, F32x8, MR, R, NV>(tile), [1 2 3 4 5 6]) }
+    unsafe {
+        with_const_rows!(tile.rows, |R| tile_body::<f32, F32x8, MR, R, NV>(tile), [1 2 3 4 5 6])
+    }
 }
 
 /// f64 micro-kernel, 6×8.
@@ -187,7 +204,9 @@ unsafe fn micro_f32(tile: &MicroTile<f32>) {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn micro_f64(tile: &MicroTile<f64>) {
     // SAFETY: forwarded contract; `rows` is in 1..=MR.
-    unsafe { with_const_rows!(tile.rows, |R| tile_body::<f64, F64x4, MR, R, NV>(tile), [1 2 3 4 5 6]) }
+    unsafe {
+        with_const_rows!(tile.rows, |R| tile_body::<f64, F64x4, MR, R, NV>(tile), [1 2 3 4 5 6])
+    }
 }
 
 /// Matrix-vector, contiguous rows of B, f32.
@@ -230,28 +249,65 @@ unsafe fn gemv_cols_f64(call: &GemvCall<f64>) {
     unsafe { gemv_cols_body::<f64, F64x4>(call) }
 }
 
-/// f32 on AVX2: KC = 256 (16 KiB B micro-panel in L1), MC = 144 (144 KiB A block in L2).
+/// Packs a block of A (generic packing compiled for AVX2).
+///
+/// # Safety
+/// See [`super::PackAFn`]; the CPU has AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn pack_a<T: crate::element::Element>(dst: *mut T, a: MatRef<T>, rows: usize, kc: usize) {
+    // SAFETY: `pack_a_block` hands each panel its own rows and slot.
+    let panel = |d, a, h, kc| unsafe { pack_a_panel::<T, MR>(d, a, h, kc) };
+    // SAFETY: forwarded contract.
+    unsafe { pack_a_block::<T, MR>(dst, a, rows, kc, panel) }
+}
+
+/// Packs one f32 micro-panel of B.
+///
+/// # Safety
+/// See [`super::PackBFn`]; the CPU has AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn pack_b_f32(dst: *mut f32, b: MatRef<f32>, kc: usize, cols: usize) {
+    // SAFETY: forwarded contract.
+    unsafe { pack_b_panel::<f32, { NV * 8 }>(dst, b, kc, cols) }
+}
+
+/// Packs one f64 micro-panel of B.
+///
+/// # Safety
+/// See [`super::PackBFn`]; the CPU has AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn pack_b_f64(dst: *mut f64, b: MatRef<f64>, kc: usize, cols: usize) {
+    // SAFETY: forwarded contract.
+    unsafe { pack_b_panel::<f64, { NV * 4 }>(dst, b, kc, cols) }
+}
+
+/// f32 on AVX2: KC = 1024 (a 64 KiB B micro-panel streamed from L2, C touched once for K ≤ 1024),
+/// MC = 96 (a 384 KiB A block in L2), NC = 4096 (a 16 MiB B block in L3).
 pub(crate) static F32: KernelSpec<f32> = KernelSpec {
     kernel: GemmKernel::Avx2,
     mr: MR,
     nr: NV * 8,
-    kc: 256,
-    mc: MR * 24,
+    kc: 1024,
+    mc: MR * 16,
     nc: 4096,
     micro: micro_f32,
+    pack_a: pack_a::<f32>,
+    pack_b: pack_b_f32,
     gemv_rows: gemv_rows_f32,
     gemv_cols: gemv_cols_f32,
 };
 
-/// f64 on AVX2: same blocking in bytes as f32.
+/// f64 on AVX2: the same blocking in bytes as f32.
 pub(crate) static F64: KernelSpec<f64> = KernelSpec {
     kernel: GemmKernel::Avx2,
     mr: MR,
     nr: NV * 4,
-    kc: 256,
-    mc: MR * 24,
+    kc: 512,
+    mc: MR * 16,
     nc: 2048,
     micro: micro_f64,
+    pack_a: pack_a::<f64>,
+    pack_b: pack_b_f64,
     gemv_rows: gemv_rows_f64,
     gemv_cols: gemv_cols_f64,
 };

@@ -30,10 +30,12 @@ pub(crate) mod avx512;
 use crate::element::Element;
 
 use super::dispatch::GemmKernel;
+use super::pack::MatRef;
 
 /// One call of a micro-kernel: a `rows × cols` tile of C (at most `MR × NR`).
+#[derive(Clone, Copy)]
 pub struct MicroTile<T> {
-    /// Depth of the product (number of packed steps).
+    /// Depth of the product (number of packed steps), at least 1.
     pub kc: usize,
     /// Packed A micro-panel: `kc` steps of `MR` values.
     pub a: *const T,
@@ -91,8 +93,22 @@ pub struct GemvCall<T> {
 /// As [`MicroKernelFn`]: valid pointers for the described extents, a CPU with the instruction set.
 pub type GemvFn<T> = unsafe fn(&GemvCall<T>);
 
+/// Packs a block of A: `(dst, a, rows, kc)` into `⌈rows/MR⌉` micro-panels (see [`super::pack`]).
+///
+/// # Safety
+/// `a` is valid for `rows × kc` elements, `dst` for `⌈rows/MR⌉·MR·kc`; the CPU has the kernel's
+/// instruction set.
+pub type PackAFn<T> = unsafe fn(*mut T, MatRef<T>, usize, usize);
+
+/// Packs one micro-panel of B: `(dst, b, kc, cols)`, zero-padded to NR columns.
+///
+/// # Safety
+/// `b` is valid for `kc × cols` elements, `dst` for `kc·NR`; the CPU has the instruction set.
+pub type PackBFn<T> = unsafe fn(*mut T, MatRef<T>, usize, usize);
+
 /// Everything the loops need to know about one kernel family for one scalar type: its tile,
 /// its cache blocking, and its entry points.
+#[derive(Clone, Copy)]
 pub struct KernelSpec<T> {
     /// Which family this is.
     pub kernel: GemmKernel,
@@ -108,6 +124,10 @@ pub struct KernelSpec<T> {
     pub nc: usize,
     /// The micro-kernel.
     pub micro: MicroKernelFn<T>,
+    /// Packing of A blocks into this kernel's micro-panels.
+    pub pack_a: PackAFn<T>,
+    /// Packing of B micro-panels.
+    pub pack_b: PackBFn<T>,
     /// `y = α·xᵀB + β·y` for B with contiguous rows (unit column stride).
     pub gemv_rows: GemvFn<T>,
     /// `y = α·xᵀB + β·y` for B with contiguous columns (unit row stride).
@@ -155,15 +175,21 @@ pub(crate) unsafe trait SimdVec<T: Copy>: Copy {
 /// `ROWS < MRP` serves the bottom edge of a block without computing padded rows.
 ///
 /// # Safety
-/// See [`MicroKernelFn`]; `tile.rows == ROWS`, `tile.cols <= NV·LANES`, and the caller's
-/// `#[target_feature]` covers `V`'s instructions.
+/// See [`MicroKernelFn`]; `tile.rows == ROWS`, `1 <= tile.kc`, `tile.cols <= NV·LANES`, and the
+/// caller's `#[target_feature]` covers `V`'s instructions.
 #[inline(always)]
-pub(crate) unsafe fn tile_body<T: Element, V: SimdVec<T>, const MRP: usize, const ROWS: usize, const NV: usize>(
+pub(crate) unsafe fn tile_body<
+    T: Element,
+    V: SimdVec<T>,
+    const MRP: usize,
+    const ROWS: usize,
+    const NV: usize,
+>(
     tile: &MicroTile<T>,
 ) {
     let lanes = V::LANES;
     let nr = NV * lanes;
-    // SAFETY: the caller guarantees the packed panels hold `kc` steps of MRP (A) and nr (B)
+    // SAFETY: the caller guarantees the packed panels hold `kc ≥ 1` steps of MRP (A) and nr (B)
     // values, that the C tile is valid for `rows × cols` elements at its strides, and that the
     // CPU supports V's instructions.
     unsafe {
@@ -172,77 +198,157 @@ pub(crate) unsafe fn tile_body<T: Element, V: SimdVec<T>, const MRP: usize, cons
             V::prefetch(row);
             V::prefetch(row.offset((nr as isize - 1) * tile.csc));
         }
-        let mut acc = [[V::zero(); NV]; ROWS];
         let mut a = tile.a;
         let mut b = tile.b;
-        for _ in 0..tile.kc {
-            let mut bv = [V::zero(); NV];
-            for j in 0..NV {
-                bv[j] = V::load(b.add(j * lanes));
-            }
+        // The first step initialises the accumulators (no zeroing pass; kc ≥ 1).
+        let bv: [V; NV] = std::array::from_fn(|j| V::load(b.add(j * lanes)));
+        let mut acc: [[V; NV]; ROWS] = std::array::from_fn(|i| {
+            let av = V::splat(*a.add(i));
+            std::array::from_fn(|j| V::mul(av, bv[j]))
+        });
+        for _ in 1..tile.kc {
+            a = a.add(MRP);
+            b = b.add(nr);
+            let bv: [V; NV] = std::array::from_fn(|j| V::load(b.add(j * lanes)));
             for i in 0..ROWS {
                 let av = V::splat(*a.add(i));
                 for j in 0..NV {
                     acc[i][j] = V::mul_add(av, bv[j], acc[i][j]);
                 }
             }
-            a = a.add(MRP);
-            b = b.add(nr);
         }
-        store_tile::<T, V, ROWS, NV>(tile, &acc);
+        if tile.csc == 1 && tile.cols == nr {
+            store_full_rows::<T, V, ROWS, NV>(tile, acc);
+        } else {
+            // Spill the whole tile to a buffer with the straight-line store (indexing `acc` with
+            // loop variables would pull the accumulators out of registers for every tile), then
+            // update the valid corner of C from it.
+            let mut spill = std::mem::MaybeUninit::<[T; MAX_TILE]>::uninit();
+            let spill = spill.as_mut_ptr().cast::<T>();
+            let to_buffer = MicroTile {
+                c: spill,
+                rsc: nr as isize,
+                csc: 1,
+                alpha: T::one(),
+                beta: T::zero(),
+                ..*tile
+            };
+            store_full_rows::<T, V, ROWS, NV>(&to_buffer, acc);
+            store_tile_edge::<T, V>(tile, spill, ROWS, NV);
+        }
     }
 }
 
-/// Writes `C = α·acc + β·C` for the valid corner of the tile.
+/// Elements of the largest register tile (14×32 f32), the size of the edge-path spill buffer.
+const MAX_TILE: usize = 512;
+
+/// Writes `C = α·acc + β·C` for a whole tile whose rows are contiguous: straight-line vector code,
+/// so the accumulators never leave the registers.
 ///
 /// # Safety
-/// As [`tile_body`].
+/// As [`tile_body`], with `csc == 1` and `cols == NV·LANES`.
 #[inline(always)]
-unsafe fn store_tile<T: Element, V: SimdVec<T>, const ROWS: usize, const NV: usize>(
+unsafe fn store_full_rows<T: Element, V: SimdVec<T>, const ROWS: usize, const NV: usize>(
     tile: &MicroTile<T>,
-    acc: &[[V; NV]; ROWS],
+    acc: [[V; NV]; ROWS],
+) {
+    let lanes = V::LANES;
+    // SAFETY: the tile is valid for ROWS rows of NV·LANES contiguous elements.
+    unsafe {
+        let alpha = V::splat(tile.alpha);
+        let beta = V::splat(tile.beta);
+        match (tile.alpha == T::one(), tile.beta == T::zero()) {
+            (true, true) => {
+                for i in 0..ROWS {
+                    let row = tile.c.offset(i as isize * tile.rsc);
+                    for j in 0..NV {
+                        acc[i][j].store(row.add(j * lanes));
+                    }
+                }
+            }
+            (false, true) => {
+                for i in 0..ROWS {
+                    let row = tile.c.offset(i as isize * tile.rsc);
+                    for j in 0..NV {
+                        V::mul(alpha, acc[i][j]).store(row.add(j * lanes));
+                    }
+                }
+            }
+            (true, false) => {
+                for i in 0..ROWS {
+                    let row = tile.c.offset(i as isize * tile.rsc);
+                    for j in 0..NV {
+                        let p = row.add(j * lanes);
+                        V::mul_add(beta, V::load(p), acc[i][j]).store(p);
+                    }
+                }
+            }
+            (false, false) => {
+                for i in 0..ROWS {
+                    let row = tile.c.offset(i as isize * tile.rsc);
+                    for j in 0..NV {
+                        let p = row.add(j * lanes);
+                        V::mul_add(beta, V::load(p), V::mul(alpha, acc[i][j])).store(p);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Writes `C = α·acc + β·C` for the valid corner of an edge tile, or of any tile whose rows are
+/// not contiguous, from the accumulators spilled row by row (`rows × nv` vectors).
+///
+/// # Safety
+/// As [`tile_body`]; `spill` holds `rows·nv·LANES` values.
+#[inline(always)]
+unsafe fn store_tile_edge<T: Element, V: SimdVec<T>>(
+    tile: &MicroTile<T>,
+    spill: *const T,
+    rows: usize,
+    nv: usize,
 ) {
     let lanes = V::LANES;
     let beta_is_zero = tile.beta == T::zero();
+    let alpha_is_one = tile.alpha == T::one();
     // SAFETY: as the caller's: the tile is valid for `rows × cols` elements at its strides.
     unsafe {
         let alpha = V::splat(tile.alpha);
         let beta = V::splat(tile.beta);
-        if tile.csc == 1 {
-            for i in 0..ROWS {
-                let row = tile.c.offset(i as isize * tile.rsc);
-                for j in 0..NV {
-                    let start = j * lanes;
-                    if start >= tile.cols {
-                        break;
-                    }
-                    let n = (tile.cols - start).min(lanes);
+        for i in 0..rows {
+            let row = tile.c.offset(i as isize * tile.rsc);
+            for j in 0..nv {
+                let start = j * lanes;
+                if start >= tile.cols {
+                    break;
+                }
+                let n = (tile.cols - start).min(lanes);
+                let v = V::load(spill.add((i * nv + j) * lanes));
+                let ab = if alpha_is_one { v } else { V::mul(alpha, v) };
+                if tile.csc == 1 {
                     let p = row.add(start);
-                    let ab = V::mul(alpha, acc[i][j]);
                     if n == lanes {
-                        let out = if beta_is_zero { ab } else { V::mul_add(beta, V::load(p), ab) };
+                        let out = if beta_is_zero {
+                            ab
+                        } else {
+                            V::mul_add(beta, V::load(p), ab)
+                        };
                         out.store(p);
                     } else {
-                        let out = if beta_is_zero { ab } else { V::mul_add(beta, V::load_partial(p, n), ab) };
+                        let out = if beta_is_zero {
+                            ab
+                        } else {
+                            V::mul_add(beta, V::load_partial(p, n), ab)
+                        };
                         out.store_partial(p, n);
                     }
-                }
-            }
-        } else {
-            // Any other layout: spill each vector and update element by element.
-            let mut spill = [T::zero(); 16];
-            for i in 0..ROWS {
-                let row = tile.c.offset(i as isize * tile.rsc);
-                for j in 0..NV {
-                    let start = j * lanes;
-                    if start >= tile.cols {
-                        break;
-                    }
-                    let n = (tile.cols - start).min(lanes);
-                    V::mul(alpha, acc[i][j]).store(spill.as_mut_ptr());
-                    for l in 0..n {
+                } else {
+                    // Any other layout: element by element.
+                    let mut lane = [T::zero(); 16];
+                    ab.store(lane.as_mut_ptr());
+                    for (l, &x) in lane.iter().enumerate().take(n) {
                         let p = row.offset((start + l) as isize * tile.csc);
-                        *p = if beta_is_zero { spill[l] } else { tile.beta * *p + spill[l] };
+                        *p = if beta_is_zero { x } else { tile.beta * *p + x };
                     }
                 }
             }
@@ -326,7 +432,11 @@ pub(crate) unsafe fn gemv_rows_body<T: Element, V: SimdVec<T>>(call: &GemvCall<T
                     j += lanes;
                 }
                 if tail > 0 {
-                    let s = V::mul_add(x0, V::load_partial(r0.add(j), tail), V::load_partial(accp.add(j), tail));
+                    let s = V::mul_add(
+                        x0,
+                        V::load_partial(r0.add(j), tail),
+                        V::load_partial(accp.add(j), tail),
+                    );
                     s.store_partial(accp.add(j), tail);
                 }
                 p += 1;
@@ -367,11 +477,16 @@ pub(crate) unsafe fn gemv_cols_body<T: Element, V: SimdVec<T>>(call: &GemvCall<T
 /// # Safety
 /// As [`gemv_cols_body`].
 #[inline(always)]
-unsafe fn dots_body<T: Element, V: SimdVec<T>, const COLS: usize>(call: &GemvCall<T>, j: usize, out: &mut [T; 4]) {
+unsafe fn dots_body<T: Element, V: SimdVec<T>, const COLS: usize>(
+    call: &GemvCall<T>,
+    j: usize,
+    out: &mut [T; 4],
+) {
     let lanes = V::LANES;
     // SAFETY: columns j..j+COLS exist and hold k contiguous elements each.
     unsafe {
-        let cols: [*const T; COLS] = std::array::from_fn(|c| call.b.offset((j + c) as isize * call.ldb));
+        let cols: [*const T; COLS] =
+            std::array::from_fn(|c| call.b.offset((j + c) as isize * call.ldb));
         let mut acc0 = [V::zero(); COLS];
         let mut acc1 = [V::zero(); COLS];
         let mut p = 0;
@@ -415,7 +530,11 @@ unsafe fn write_gemv_outputs<T: Element>(call: &GemvCall<T>, j0: usize, sums: &[
         // SAFETY: in bounds by the caller's contract.
         unsafe {
             let p = call.y.offset((j0 + i) as isize * call.incy);
-            *p = if beta_is_zero { call.alpha * s } else { call.alpha * s + call.beta * *p };
+            *p = if beta_is_zero {
+                call.alpha * s
+            } else {
+                call.alpha * s + call.beta * *p
+            };
         }
     }
 }

@@ -5,9 +5,13 @@
 //! Tile: 6 rows × two 16-byte vectors (6×8 for f32, 6×4 for f64): twelve accumulators fit the
 //! sixteen registers of SSE2 with room for the B row and the broadcast.
 
-use super::{gemv_cols_body, gemv_rows_body, tile_body, with_const_rows, GemvCall, KernelSpec, MicroTile, SimdVec};
+use super::{
+    gemv_cols_body, gemv_rows_body, tile_body, with_const_rows, GemvCall, KernelSpec, MicroTile,
+    SimdVec,
+};
 use crate::element::Element;
 use crate::gemm::dispatch::GemmKernel;
+use crate::gemm::pack::{pack_a_block, pack_a_panel, pack_b_panel, MatRef};
 
 /// Rows of the register tile.
 const MR: usize = 6;
@@ -74,6 +78,35 @@ unsafe impl<T: Element, const W: usize> SimdVec<T> for Lanes<T, W> {
     }
 }
 
+/// Packs a block of A into MR-row micro-panels.
+///
+/// # Safety
+/// See [`super::PackAFn`].
+unsafe fn pack_a<T: Element>(dst: *mut T, a: MatRef<T>, rows: usize, kc: usize) {
+    // SAFETY: `pack_a_block` hands each panel its own rows and slot.
+    let panel = |d, a, h, kc| unsafe { pack_a_panel::<T, MR>(d, a, h, kc) };
+    // SAFETY: forwarded contract.
+    unsafe { pack_a_block::<T, MR>(dst, a, rows, kc, panel) }
+}
+
+/// Packs one f32 micro-panel of B.
+///
+/// # Safety
+/// See [`super::PackBFn`].
+unsafe fn pack_b_f32(dst: *mut f32, b: MatRef<f32>, kc: usize, cols: usize) {
+    // SAFETY: forwarded contract.
+    unsafe { pack_b_panel::<f32, { NV * 4 }>(dst, b, kc, cols) }
+}
+
+/// Packs one f64 micro-panel of B.
+///
+/// # Safety
+/// See [`super::PackBFn`].
+unsafe fn pack_b_f64(dst: *mut f64, b: MatRef<f64>, kc: usize, cols: usize) {
+    // SAFETY: forwarded contract.
+    unsafe { pack_b_panel::<f64, { NV * 2 }>(dst, b, kc, cols) }
+}
+
 /// f32: four lanes per vector.
 type F32x4 = Lanes<f32, 4>;
 /// f64: two lanes per vector.
@@ -85,7 +118,9 @@ type F64x2 = Lanes<f64, 2>;
 /// See [`super::MicroKernelFn`].
 unsafe fn micro_f32(tile: &MicroTile<f32>) {
     // SAFETY: forwarded contract; `rows` is in 1..=MR.
-    unsafe { with_const_rows!(tile.rows, |R| tile_body::<f32, F32x4, MR, R, NV>(tile), [1 2 3 4 5 6]) }
+    unsafe {
+        with_const_rows!(tile.rows, |R| tile_body::<f32, F32x4, MR, R, NV>(tile), [1 2 3 4 5 6])
+    }
 }
 
 /// f64 micro-kernel, 6×4.
@@ -94,7 +129,9 @@ unsafe fn micro_f32(tile: &MicroTile<f32>) {
 /// See [`super::MicroKernelFn`].
 unsafe fn micro_f64(tile: &MicroTile<f64>) {
     // SAFETY: forwarded contract; `rows` is in 1..=MR.
-    unsafe { with_const_rows!(tile.rows, |R| tile_body::<f64, F64x2, MR, R, NV>(tile), [1 2 3 4 5 6]) }
+    unsafe {
+        with_const_rows!(tile.rows, |R| tile_body::<f64, F64x2, MR, R, NV>(tile), [1 2 3 4 5 6])
+    }
 }
 
 /// Matrix-vector, contiguous rows of B, f32.
@@ -133,28 +170,32 @@ unsafe fn gemv_cols_f64(call: &GemvCall<f64>) {
     unsafe { gemv_cols_body::<f64, Lanes<f64, 4>>(call) }
 }
 
-/// f32, portable: KC = 256 (8 KiB B micro-panel), MC = 144.
+/// f32, portable: the AVX2 blocking (KC = 1024, MC = 96, NC = 4096).
 pub(crate) static F32: KernelSpec<f32> = KernelSpec {
     kernel: GemmKernel::Portable,
     mr: MR,
     nr: NV * 4,
-    kc: 256,
-    mc: MR * 24,
+    kc: 1024,
+    mc: MR * 16,
     nc: 4096,
     micro: micro_f32,
+    pack_a: pack_a::<f32>,
+    pack_b: pack_b_f32,
     gemv_rows: gemv_rows_f32,
     gemv_cols: gemv_cols_f32,
 };
 
-/// f64, portable: same blocking as f32.
+/// f64, portable: the same blocking in bytes as f32.
 pub(crate) static F64: KernelSpec<f64> = KernelSpec {
     kernel: GemmKernel::Portable,
     mr: MR,
     nr: NV * 2,
-    kc: 256,
-    mc: MR * 24,
-    nc: 4096,
+    kc: 512,
+    mc: MR * 16,
+    nc: 2048,
     micro: micro_f64,
+    pack_a: pack_a::<f64>,
+    pack_b: pack_b_f64,
     gemv_rows: gemv_rows_f64,
     gemv_cols: gemv_cols_f64,
 };

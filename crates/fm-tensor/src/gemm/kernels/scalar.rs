@@ -5,6 +5,7 @@
 use super::{GemvCall, KernelSpec, MicroTile};
 use crate::element::Element;
 use crate::gemm::dispatch::GemmKernel;
+use crate::gemm::pack::{pack_a_block, pack_a_panel, pack_b_panel, MatRef};
 
 /// Rows of the tile.
 const MR: usize = 4;
@@ -35,7 +36,11 @@ unsafe fn micro<T: Element>(tile: &MicroTile<T>) {
             unsafe {
                 let c = tile.c.offset(i as isize * tile.rsc + j as isize * tile.csc);
                 let ab = tile.alpha * acc[i][j];
-                *c = if beta_is_zero { ab } else { tile.beta * *c + ab };
+                *c = if beta_is_zero {
+                    ab
+                } else {
+                    tile.beta * *c + ab
+                };
             }
         }
     }
@@ -69,14 +74,49 @@ unsafe fn gemv_strided<T: Element>(call: &GemvCall<T>, rsb: isize, csb: isize) {
         let mut sum = T::zero();
         for p in 0..call.k {
             // SAFETY: in bounds by the contract.
-            unsafe { sum = sum + *call.x.add(p) * *call.b.offset(p as isize * rsb + j as isize * csb) };
+            unsafe {
+                sum = sum + *call.x.add(p) * *call.b.offset(p as isize * rsb + j as isize * csb)
+            };
         }
         // SAFETY: in bounds by the contract.
         unsafe {
             let y = call.y.offset(j as isize * call.incy);
-            *y = if beta_is_zero { call.alpha * sum } else { call.alpha * sum + call.beta * *y };
+            *y = if beta_is_zero {
+                call.alpha * sum
+            } else {
+                call.alpha * sum + call.beta * *y
+            };
         }
     }
+}
+
+/// Packs a block of A into MR-row micro-panels.
+///
+/// # Safety
+/// See [`super::PackAFn`].
+unsafe fn pack_a<T: Element>(dst: *mut T, a: MatRef<T>, rows: usize, kc: usize) {
+    // SAFETY: `pack_a_block` hands each panel its own rows and slot.
+    let panel = |d, a, h, kc| unsafe { pack_a_panel::<T, MR>(d, a, h, kc) };
+    // SAFETY: forwarded contract.
+    unsafe { pack_a_block::<T, MR>(dst, a, rows, kc, panel) }
+}
+
+/// Packs one f32 micro-panel of B.
+///
+/// # Safety
+/// See [`super::PackBFn`].
+unsafe fn pack_b_f32(dst: *mut f32, b: MatRef<f32>, kc: usize, cols: usize) {
+    // SAFETY: forwarded contract.
+    unsafe { pack_b_panel::<f32, { NR }>(dst, b, kc, cols) }
+}
+
+/// Packs one f64 micro-panel of B.
+///
+/// # Safety
+/// See [`super::PackBFn`].
+unsafe fn pack_b_f64(dst: *mut f64, b: MatRef<f64>, kc: usize, cols: usize) {
+    // SAFETY: forwarded contract.
+    unsafe { pack_b_panel::<f64, { NR }>(dst, b, kc, cols) }
 }
 
 /// f32 reference: small blocks so the tests exercise many block boundaries.
@@ -88,6 +128,8 @@ pub(crate) static F32: KernelSpec<f32> = KernelSpec {
     mc: MR * 8,
     nc: NR * 16,
     micro: micro::<f32>,
+    pack_a: pack_a::<f32>,
+    pack_b: pack_b_f32,
     gemv_rows: gemv_rows::<f32>,
     gemv_cols: gemv_cols::<f32>,
 };
@@ -101,6 +143,8 @@ pub(crate) static F64: KernelSpec<f64> = KernelSpec {
     mc: MR * 8,
     nc: NR * 16,
     micro: micro::<f64>,
+    pack_a: pack_a::<f64>,
+    pack_b: pack_b_f64,
     gemv_rows: gemv_rows::<f64>,
     gemv_cols: gemv_cols::<f64>,
 };

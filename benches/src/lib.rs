@@ -50,8 +50,11 @@ pub const GEMM_SHAPES: &[GemmShape] = &[
 ];
 
 /// Matrix-vector shapes (M = 1, decoding): `1×n×k`.
-pub const MATVEC_SHAPES: &[GemmShape] =
-    &[shape("matvec", 1, 768, 3072), shape("matvec", 1, 3072, 768), shape("matvec", 1, 4096, 256)];
+pub const MATVEC_SHAPES: &[GemmShape] = &[
+    shape("matvec", 1, 768, 3072),
+    shape("matvec", 1, 3072, 768),
+    shape("matvec", 1, 4096, 256),
+];
 
 /// Median and best of a set of timings, in seconds.
 #[derive(Debug, Clone, Copy)]
@@ -66,7 +69,10 @@ impl Timing {
     /// From raw per-run times.
     pub fn from_runs(runs: &mut [f64]) -> Timing {
         runs.sort_by(|a, b| a.total_cmp(b));
-        Timing { median: runs[runs.len() / 2], best: runs[0] }
+        Timing {
+            median: runs[runs.len() / 2],
+            best: runs[0],
+        }
     }
 }
 
@@ -96,15 +102,22 @@ pub fn interleaved(warmup: usize, runs: usize, contenders: &mut [&mut dyn FnMut(
 
 /// A rayon pool of exactly `threads` threads.
 pub fn pool(threads: usize) -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool")
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("thread pool")
 }
 
 /// Deterministic f32 values in [-1, 1).
 pub fn random_f32(len: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..len)
         .map(|_| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
         })
         .collect()
@@ -249,11 +262,14 @@ pub fn triad_gbps(threads: usize) -> f64 {
     for _ in 0..6 {
         let secs = pool.install(|| {
             time_once(|| {
-                a.par_chunks_mut(CHUNK).zip(b.par_chunks(CHUNK)).zip(c.par_chunks(CHUNK)).for_each(|((a, b), c)| {
-                    for ((a, &b), &c) in a.iter_mut().zip(b).zip(c) {
-                        *a = b + 3.0 * c;
-                    }
-                })
+                a.par_chunks_mut(CHUNK)
+                    .zip(b.par_chunks(CHUNK))
+                    .zip(c.par_chunks(CHUNK))
+                    .for_each(|((a, b), c)| {
+                        for ((a, &b), &c) in a.iter_mut().zip(b).zip(c) {
+                            *a = b + 3.0 * c;
+                        }
+                    })
             })
         });
         best = best.min(secs);

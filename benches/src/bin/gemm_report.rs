@@ -11,7 +11,10 @@
 
 use std::fmt::Write as _;
 
-use fm_benches::{fma_peak_gflops, interleaved, pool, random_f32, triad_gbps, GemmShape, Timing, GEMM_SHAPES, MATVEC_SHAPES};
+use fm_benches::{
+    fma_peak_gflops, interleaved, pool, random_f32, triad_gbps, GemmShape, Timing, GEMM_SHAPES,
+    MATVEC_SHAPES,
+};
 use ndarray::{Array2, ArrayView2, ShapeBuilder};
 
 /// Thread counts reported.
@@ -29,7 +32,11 @@ struct Options {
 
 fn options() -> Options {
     let mut args = std::env::args().skip(1);
-    let mut o = Options { out: None, quick: false, only: None };
+    let mut o = Options {
+        out: None,
+        quick: false,
+        only: None,
+    };
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--out" => o.out = args.next(),
@@ -78,7 +85,11 @@ fn main() {
     );
     let _ = writeln!(table, "|---|---|---|---|---|---|---|---|---|---|");
     println!("{table}");
-    for shape in GEMM_SHAPES.iter().filter(|s| opts.only.as_ref().is_none_or(|o| s.label().contains(o.as_str()))) {
+    for shape in GEMM_SHAPES.iter().filter(|s| {
+        opts.only
+            .as_ref()
+            .is_none_or(|o| s.label().contains(o.as_str()))
+    }) {
         let rows = bench_gemm(shape, &peak, opts.quick);
         print!("{rows}");
         table.push_str(&rows);
@@ -95,7 +106,11 @@ fn main() {
     let _ = writeln!(mv, "| shape (1×N×K) | B layout | threads | fm GB/s | gemm crate GB/s | ndarray GB/s | fm/gemm | fm/ndarray | fm % triad | fm 2T/1T |");
     let _ = writeln!(mv, "|---|---|---|---|---|---|---|---|---|---|");
     print!("{mv}");
-    for shape in MATVEC_SHAPES.iter().filter(|s| opts.only.as_ref().is_none_or(|o| s.label().contains(o.as_str()))) {
+    for shape in MATVEC_SHAPES.iter().filter(|s| {
+        opts.only
+            .as_ref()
+            .is_none_or(|o| s.label().contains(o.as_str()))
+    }) {
         for transposed in [false, true] {
             let rows = bench_matvec(shape, transposed, &triad, opts.quick);
             print!("{rows}");
@@ -115,14 +130,22 @@ fn gflops(flops: f64, t: f64) -> f64 {
 }
 
 fn fmt_rate(flops: f64, t: &Timing) -> String {
-    format!("{:.0} ({:.0})", gflops(flops, t.median), gflops(flops, t.best))
+    format!(
+        "{:.0} ({:.0})",
+        gflops(flops, t.median),
+        gflops(flops, t.best)
+    )
 }
 
 /// The `gemm` crate on row-major (or, with `b_transposed`, column-major B) f32 operands.
 fn gemm_crate(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, c: &mut Array2<f32>, threads: usize) {
     let (m, k) = a.dim();
     let n = b.ncols();
-    let par = if threads == 1 { gemm::Parallelism::None } else { gemm::Parallelism::Rayon(threads) };
+    let par = if threads == 1 {
+        gemm::Parallelism::None
+    } else {
+        gemm::Parallelism::Rayon(threads)
+    };
     let (sa, sb, sc) = (a.strides(), b.strides(), c.strides().to_vec());
     // SAFETY: pointers and strides describe live arrays of the stated shapes; C does not overlap.
     unsafe {
@@ -174,16 +197,31 @@ fn bench_gemm(shape: &GemmShape, peak: &[f64; 2], quick: bool) -> String {
                 warmup,
                 runs,
                 &mut [
-                    &mut || fm_tensor::gemm::gemm(1.0, a.view(), b.view(), 0.0, c_fm.view_mut()).unwrap(),
+                    &mut || {
+                        fm_tensor::gemm::gemm(1.0, a.view(), b.view(), 0.0, c_fm.view_mut())
+                            .unwrap()
+                    },
                     &mut || gemm_crate(a.view(), b.view(), &mut c_gc, threads),
                     &mut || ndarray::linalg::general_mat_mul(1.0, &a, &b, 0.0, &mut c_nd),
                 ],
             )
         });
-        let rel = c_fm.iter().zip(c_gc.iter()).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
-        assert!(rel < 1e-2 * (k as f32).sqrt(), "fm and gemm crate disagree on {}: {rel}", shape.label());
+        let rel = c_fm
+            .iter()
+            .zip(c_gc.iter())
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            rel < 1e-2 * (k as f32).sqrt(),
+            "fm and gemm crate disagree on {}: {rel}",
+            shape.label()
+        );
         fm_median[ti] = gflops(flops, t[0].median);
-        let scaling = if ti == 1 { format!("{:.2}×", fm_median[1] / fm_median[0]) } else { String::new() };
+        let scaling = if ti == 1 {
+            format!("{:.2}×", fm_median[1] / fm_median[0])
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.0}% | {} |",
@@ -236,7 +274,8 @@ fn bench_matvec(shape: &GemmShape, transposed: bool, triad: &[f64; 2], quick: bo
                 &mut [
                     &mut || {
                         i_fm = (i_fm + 1) % copies;
-                        fm_tensor::gemm::gemm(1.0, x.view(), bs[i_fm].view(), 0.0, c_fm.view_mut()).unwrap()
+                        fm_tensor::gemm::gemm(1.0, x.view(), bs[i_fm].view(), 0.0, c_fm.view_mut())
+                            .unwrap()
                     },
                     &mut || {
                         i_gc = (i_gc + 1) % copies;
@@ -249,14 +288,28 @@ fn bench_matvec(shape: &GemmShape, transposed: bool, triad: &[f64; 2], quick: bo
                 ],
             )
         });
-        let gbps = |t: &Timing| format!("{:.1} ({:.1})", bytes as f64 / t.median / 1e9, bytes as f64 / t.best / 1e9);
+        let gbps = |t: &Timing| {
+            format!(
+                "{:.1} ({:.1})",
+                bytes as f64 / t.median / 1e9,
+                bytes as f64 / t.best / 1e9
+            )
+        };
         fm_rate[ti] = bytes as f64 / t[0].median / 1e9;
-        let scaling = if ti == 1 { format!("{:.2}×", fm_rate[1] / fm_rate[0]) } else { String::new() };
+        let scaling = if ti == 1 {
+            format!("{:.2}×", fm_rate[1] / fm_rate[0])
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.0}% | {} |",
             shape.label(),
-            if transposed { "Wᵀ (columns contiguous)" } else { "row-major" },
+            if transposed {
+                "Wᵀ (columns contiguous)"
+            } else {
+                "row-major"
+            },
             threads,
             gbps(&t[0]),
             gbps(&t[1]),

@@ -12,7 +12,10 @@ extern "C" {
 /// CPU time of this thread (immune to time slicing on a shared machine), or wall time with FM_WALL.
 fn now(wall: bool) -> f64 {
     if wall {
-        return std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+        return std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
     }
     let mut ts = Timespec { sec: 0, nsec: 0 };
     unsafe { clock_gettime(3, &mut ts) };
@@ -33,16 +36,31 @@ fn main() {
         let t = time_once(|| {
             std::hint::black_box(fm_benches::peak_direct(20_000_000));
         });
-        println!("peak (cpu time) {:.1} GF/s", 20_000_000.0 * 16.0 * 32.0 / t / 1e9);
+        println!(
+            "peak (cpu time) {:.1} GF/s",
+            20_000_000.0 * 16.0 * 32.0 / t / 1e9
+        );
         return;
     }
     if std::env::args().nth(1).as_deref() == Some("mv") {
-        let a: Vec<usize> = std::env::args().skip(2).map(|s| s.parse().unwrap()).collect();
+        let a: Vec<usize> = std::env::args()
+            .skip(2)
+            .map(|s| s.parse().unwrap())
+            .collect();
         matvec(a[0], a[1], a[2] == 1, a[3]);
         return;
     }
-    let args: Vec<usize> = std::env::args().skip(1).map(|s| s.parse().unwrap()).collect();
-    let (m, n, k, threads, reps) = (args[0], args[1], args[2], args[3], args.get(4).copied().unwrap_or(20));
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let (m, n, k, threads, reps) = (
+        args[0],
+        args[1],
+        args[2],
+        args[3],
+        args.get(4).copied().unwrap_or(20),
+    );
     let mode = args.get(5).copied().unwrap_or(0);
     let a = Array2::from_shape_vec((m, k), random_f32(m * k, 1)).unwrap();
     let b = Array2::from_shape_vec((k, n), random_f32(k * n, 2)).unwrap();
@@ -53,14 +71,47 @@ fn main() {
     let (mut best_fm, mut best_gc) = (f64::INFINITY, f64::INFINITY);
     p.install(|| {
         for _ in 0..reps {
-            if mode != 2 { best_fm = best_fm.min(time_once(|| fm_call(a.view(), b.view(), c.view_mut()))); }
-            let par = if threads == 1 { gemm::Parallelism::None } else { gemm::Parallelism::Rayon(threads) };
-            if mode != 1 { best_gc = best_gc.min(time_once(|| unsafe {
-                gemm::gemm(m, n, k, c2.as_mut_ptr(), 1, n as isize, false, a.as_ptr(), 1, k as isize, b.as_ptr(), 1, n as isize, 0.0f32, 1.0f32, false, false, false, par)
-            })); }
+            if mode != 2 {
+                best_fm = best_fm.min(time_once(|| fm_call(a.view(), b.view(), c.view_mut())));
+            }
+            let par = if threads == 1 {
+                gemm::Parallelism::None
+            } else {
+                gemm::Parallelism::Rayon(threads)
+            };
+            if mode != 1 {
+                best_gc = best_gc.min(time_once(|| unsafe {
+                    gemm::gemm(
+                        m,
+                        n,
+                        k,
+                        c2.as_mut_ptr(),
+                        1,
+                        n as isize,
+                        false,
+                        a.as_ptr(),
+                        1,
+                        k as isize,
+                        b.as_ptr(),
+                        1,
+                        n as isize,
+                        0.0f32,
+                        1.0f32,
+                        false,
+                        false,
+                        false,
+                        par,
+                    )
+                }));
+            }
         }
     });
-    println!("{m}x{n}x{k} t{threads}: fm {:.1} GF/s, gemm {:.1} GF/s, ratio {:.3}", flops / best_fm / 1e9, flops / best_gc / 1e9, best_gc / best_fm);
+    println!(
+        "{m}x{n}x{k} t{threads}: fm {:.1} GF/s, gemm {:.1} GF/s, ratio {:.3}",
+        flops / best_fm / 1e9,
+        flops / best_gc / 1e9,
+        best_gc / best_fm
+    );
 }
 
 #[allow(dead_code)]
@@ -71,7 +122,11 @@ fn peak_cpu_time() {
     println!("peak call cpu time {t:.3}");
 }
 
-fn fm_call(a: ndarray::ArrayView2<'_, f32>, b: ndarray::ArrayView2<'_, f32>, c: ndarray::ArrayViewMut2<'_, f32>) {
+fn fm_call(
+    a: ndarray::ArrayView2<'_, f32>,
+    b: ndarray::ArrayView2<'_, f32>,
+    c: ndarray::ArrayViewMut2<'_, f32>,
+) {
     use fm_tensor::gemm::GemmKernel;
     let kernel = match std::env::var("FM_KERNEL").as_deref() {
         Ok("avx2") => GemmKernel::Avx2,
@@ -90,7 +145,11 @@ fn matvec(n: usize, k: usize, transposed: bool, threads: usize) {
     let bs: Vec<Array2<f32>> = (0..copies)
         .map(|i| {
             let d = random_f32(n * k, 10 + i as u64);
-            if transposed { Array2::from_shape_vec((k, n).f(), d).unwrap() } else { Array2::from_shape_vec((k, n), d).unwrap() }
+            if transposed {
+                Array2::from_shape_vec((k, n).f(), d).unwrap()
+            } else {
+                Array2::from_shape_vec((k, n), d).unwrap()
+            }
         })
         .collect();
     let mut c = Array2::<f32>::zeros((1, n));
@@ -104,11 +163,35 @@ fn matvec(n: usize, k: usize, transposed: bool, threads: usize) {
             let s = std::time::Instant::now();
             fm_tensor::gemm::gemm(1.0, x.view(), bs[i].view(), 0.0, c.view_mut()).unwrap();
             t_fm.push(s.elapsed().as_secs_f64());
-            let par = if threads == 1 { gemm::Parallelism::None } else { gemm::Parallelism::Rayon(threads) };
+            let par = if threads == 1 {
+                gemm::Parallelism::None
+            } else {
+                gemm::Parallelism::Rayon(threads)
+            };
             let b = &bs[j];
             let s = std::time::Instant::now();
             unsafe {
-                gemm::gemm(1, n, k, c2.as_mut_ptr(), 1, n as isize, false, x.as_ptr(), 1, k as isize, b.as_ptr(), b.strides()[1], b.strides()[0], 0.0f32, 1.0f32, false, false, false, par)
+                gemm::gemm(
+                    1,
+                    n,
+                    k,
+                    c2.as_mut_ptr(),
+                    1,
+                    n as isize,
+                    false,
+                    x.as_ptr(),
+                    1,
+                    k as isize,
+                    b.as_ptr(),
+                    b.strides()[1],
+                    b.strides()[0],
+                    0.0f32,
+                    1.0f32,
+                    false,
+                    false,
+                    false,
+                    par,
+                )
             };
             t_gc.push(s.elapsed().as_secs_f64());
         }
@@ -116,5 +199,11 @@ fn matvec(n: usize, k: usize, transposed: bool, threads: usize) {
     t_fm.sort_by(f64::total_cmp);
     t_gc.sort_by(f64::total_cmp);
     let (m1, m2) = (t_fm[t_fm.len() / 2], t_gc[t_gc.len() / 2]);
-    println!("mv 1x{n}x{k} {} t{threads}: fm {:.1} GB/s, gemm {:.1} GB/s, ratio {:.2}", if transposed { "Wt" } else { "row" }, bytes as f64 / m1 / 1e9, bytes as f64 / m2 / 1e9, m2 / m1);
+    println!(
+        "mv 1x{n}x{k} {} t{threads}: fm {:.1} GB/s, gemm {:.1} GB/s, ratio {:.2}",
+        if transposed { "Wt" } else { "row" },
+        bytes as f64 / m1 / 1e9,
+        bytes as f64 / m2 / 1e9,
+        m2 / m1
+    );
 }

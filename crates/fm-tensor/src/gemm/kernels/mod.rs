@@ -368,21 +368,27 @@ macro_rules! with_const_rows {
 }
 pub(crate) use with_const_rows;
 
-/// Columns per pass of [`gemv_rows_body`]: the accumulators stay in L1 (8 KiB of f32).
-const GEMV_ROWS_CHUNK: usize = 2048;
+/// Columns per pass of [`gemv_rows_body`]: the accumulators (16 KiB of f32) stay in L1, and a
+/// single thread reads whole rows for N ≤ 4096.
+const GEMV_ROWS_CHUNK: usize = 4096;
 
-/// `y = α·xᵀB + β·y` where B's rows are contiguous: streams B row by row (four at a time),
-/// accumulating a chunk of `y` in L1. Each output sums over `p` in order with one FMA per step,
-/// so the result does not depend on how the columns were split between threads.
+/// Rows of B folded into the accumulators per pass over a chunk: fewer loads and stores of the
+/// accumulators per element of B, and the next group of rows is prefetched meanwhile.
+const GEMV_ROWS_PER_PASS: usize = 8;
+
+/// `y = α·xᵀB + β·y` where B's rows are contiguous: streams B a few rows at a time, adding
+/// `x[p]·B[p, ..]` into a chunk of `y` kept in L1. Each output sums over `p` in order with one FMA
+/// per step, so the result does not depend on how the columns were split between threads.
 ///
 /// # Safety
 /// See [`GemvFn`]; B has unit column stride and row stride `ldb`.
 #[inline(always)]
 pub(crate) unsafe fn gemv_rows_body<T: Element, V: SimdVec<T>>(call: &GemvCall<T>) {
+    const R: usize = GEMV_ROWS_PER_PASS;
     let lanes = V::LANES;
     let mut acc = [T::zero(); GEMV_ROWS_CHUNK];
     // SAFETY: x has k elements, B is k rows of n contiguous elements at stride ldb, y has n
-    // elements at stride incy; the CPU supports V.
+    // elements at stride incy; the CPU supports V. Prefetches past the end never fault.
     unsafe {
         let mut j0 = 0;
         while j0 < call.n {
@@ -393,53 +399,59 @@ pub(crate) unsafe fn gemv_rows_body<T: Element, V: SimdVec<T>>(call: &GemvCall<T
             let accp = acc.as_mut_ptr();
             let base = call.b.add(j0);
             let mut p = 0;
-            while p + 4 <= call.k {
-                let x0 = V::splat(*call.x.add(p));
-                let x1 = V::splat(*call.x.add(p + 1));
-                let x2 = V::splat(*call.x.add(p + 2));
-                let x3 = V::splat(*call.x.add(p + 3));
-                let r0 = base.offset(p as isize * call.ldb);
-                let r1 = r0.offset(call.ldb);
-                let r2 = r1.offset(call.ldb);
-                let r3 = r2.offset(call.ldb);
-                let mut j = 0;
-                while j < full {
-                    let mut s = V::load(accp.add(j));
-                    s = V::mul_add(x0, V::load(r0.add(j)), s);
-                    s = V::mul_add(x1, V::load(r1.add(j)), s);
-                    s = V::mul_add(x2, V::load(r2.add(j)), s);
-                    s = V::mul_add(x3, V::load(r3.add(j)), s);
-                    s.store(accp.add(j));
-                    j += lanes;
-                }
-                if tail > 0 {
-                    let mut s = V::load_partial(accp.add(j), tail);
-                    s = V::mul_add(x0, V::load_partial(r0.add(j), tail), s);
-                    s = V::mul_add(x1, V::load_partial(r1.add(j), tail), s);
-                    s = V::mul_add(x2, V::load_partial(r2.add(j), tail), s);
-                    s = V::mul_add(x3, V::load_partial(r3.add(j), tail), s);
-                    s.store_partial(accp.add(j), tail);
-                }
-                p += 4;
-            }
             while p < call.k {
-                let x0 = V::splat(*call.x.add(p));
-                let r0 = base.offset(p as isize * call.ldb);
-                let mut j = 0;
-                while j < full {
-                    let s = V::mul_add(x0, V::load(r0.add(j)), V::load(accp.add(j)));
-                    s.store(accp.add(j));
-                    j += lanes;
+                let rows_here = (call.k - p).min(R);
+                let xs: [V; R] = std::array::from_fn(|r| {
+                    V::splat(if r < rows_here {
+                        *call.x.add(p + r)
+                    } else {
+                        T::zero()
+                    })
+                });
+                let rows: [*const T; R] = std::array::from_fn(|r| {
+                    base.offset((p + r.min(rows_here - 1)) as isize * call.ldb)
+                });
+                let ahead = base.wrapping_offset((p + R) as isize * call.ldb);
+                if rows_here == R {
+                    let mut j = 0;
+                    while j < full {
+                        let mut s = V::load(accp.add(j));
+                        for r in 0..R {
+                            V::prefetch(
+                                ahead.wrapping_offset(r as isize * call.ldb).wrapping_add(j),
+                            );
+                            s = V::mul_add(xs[r], V::load(rows[r].add(j)), s);
+                        }
+                        s.store(accp.add(j));
+                        j += lanes;
+                    }
+                    if tail > 0 {
+                        let mut s = V::load_partial(accp.add(j), tail);
+                        for r in 0..R {
+                            s = V::mul_add(xs[r], V::load_partial(rows[r].add(j), tail), s);
+                        }
+                        s.store_partial(accp.add(j), tail);
+                    }
+                } else {
+                    // The last few rows, one at a time (the same FMAs, in the same order).
+                    for r in 0..rows_here {
+                        let mut j = 0;
+                        while j < full {
+                            V::mul_add(xs[r], V::load(rows[r].add(j)), V::load(accp.add(j)))
+                                .store(accp.add(j));
+                            j += lanes;
+                        }
+                        if tail > 0 {
+                            let s = V::mul_add(
+                                xs[r],
+                                V::load_partial(rows[r].add(j), tail),
+                                V::load_partial(accp.add(j), tail),
+                            );
+                            s.store_partial(accp.add(j), tail);
+                        }
+                    }
                 }
-                if tail > 0 {
-                    let s = V::mul_add(
-                        x0,
-                        V::load_partial(r0.add(j), tail),
-                        V::load_partial(accp.add(j), tail),
-                    );
-                    s.store_partial(accp.add(j), tail);
-                }
-                p += 1;
+                p += rows_here;
             }
             write_gemv_outputs(call, j0, &acc[..w]);
             j0 += w;
@@ -447,74 +459,47 @@ pub(crate) unsafe fn gemv_rows_body<T: Element, V: SimdVec<T>>(call: &GemvCall<T
     }
 }
 
-/// `y = α·xᵀB + β·y` where B's columns are contiguous: dot products, four columns at a time with
-/// two accumulators each. One column's dot product is the same sequence of operations whether it is
-/// computed in a group of four or alone, so results do not depend on the thread split.
+/// `y = α·xᵀB + β·y` where B's columns are contiguous: one dot product per column, column after
+/// column, so B is read as a single forward stream when its columns are adjacent (`x·Wᵀ` for a
+/// row-major W), which the hardware prefetchers follow best. Each dot product uses four vector
+/// accumulators and the same sequence of operations for every column, so results do not depend
+/// on the thread split.
 ///
 /// # Safety
 /// See [`GemvFn`]; B has unit row stride and column stride `ldb`.
 #[inline(always)]
 pub(crate) unsafe fn gemv_cols_body<T: Element, V: SimdVec<T>>(call: &GemvCall<T>) {
-    // SAFETY: forwarded contract.
-    unsafe {
-        let mut j = 0;
-        let mut out = [T::zero(); 4];
-        while j + 4 <= call.n {
-            dots_body::<T, V, 4>(call, j, &mut out);
-            write_gemv_outputs(call, j, &out);
-            j += 4;
-        }
-        while j < call.n {
-            dots_body::<T, V, 1>(call, j, &mut out);
-            write_gemv_outputs(call, j, &out[..1]);
-            j += 1;
-        }
-    }
-}
-
-/// Dot products of `x` with columns `j..j+COLS` of B.
-///
-/// # Safety
-/// As [`gemv_cols_body`].
-#[inline(always)]
-unsafe fn dots_body<T: Element, V: SimdVec<T>, const COLS: usize>(
-    call: &GemvCall<T>,
-    j: usize,
-    out: &mut [T; 4],
-) {
     let lanes = V::LANES;
-    // SAFETY: columns j..j+COLS exist and hold k contiguous elements each.
+    let (k, x) = (call.k, call.x);
+    // SAFETY: column j holds k contiguous elements at b + j·ldb; x has k elements.
     unsafe {
-        let cols: [*const T; COLS] =
-            std::array::from_fn(|c| call.b.offset((j + c) as isize * call.ldb));
-        let mut acc0 = [V::zero(); COLS];
-        let mut acc1 = [V::zero(); COLS];
-        let mut p = 0;
-        while p + 2 * lanes <= call.k {
-            let x0 = V::load(call.x.add(p));
-            let x1 = V::load(call.x.add(p + lanes));
-            for c in 0..COLS {
-                acc0[c] = V::mul_add(x0, V::load(cols[c].add(p)), acc0[c]);
-                acc1[c] = V::mul_add(x1, V::load(cols[c].add(p + lanes)), acc1[c]);
+        for j in 0..call.n {
+            let col = call.b.offset(j as isize * call.ldb);
+            let mut acc = [V::zero(); 4];
+            let mut p = 0;
+            while p + 4 * lanes <= k {
+                for (u, a) in acc.iter_mut().enumerate() {
+                    let q = p + u * lanes;
+                    *a = V::mul_add(V::load(x.add(q)), V::load(col.add(q)), *a);
+                }
+                p += 4 * lanes;
             }
-            p += 2 * lanes;
-        }
-        if p + lanes <= call.k {
-            let x0 = V::load(call.x.add(p));
-            for c in 0..COLS {
-                acc0[c] = V::mul_add(x0, V::load(cols[c].add(p)), acc0[c]);
+            let mut u = 0;
+            while p + lanes <= k {
+                acc[u] = V::mul_add(V::load(x.add(p)), V::load(col.add(p)), acc[u]);
+                p += lanes;
+                u += 1;
             }
-            p += lanes;
-        }
-        if p < call.k {
-            let n = call.k - p;
-            let x1 = V::load_partial(call.x.add(p), n);
-            for c in 0..COLS {
-                acc1[c] = V::mul_add(x1, V::load_partial(cols[c].add(p), n), acc1[c]);
+            if p < k {
+                let n = k - p;
+                acc[3] = V::mul_add(
+                    V::load_partial(x.add(p), n),
+                    V::load_partial(col.add(p), n),
+                    acc[3],
+                );
             }
-        }
-        for c in 0..COLS {
-            out[c] = V::add(acc0[c], acc1[c]).reduce_sum();
+            let sum = V::add(V::add(acc[0], acc[1]), V::add(acc[2], acc[3])).reduce_sum();
+            write_gemv_outputs(call, j, &[sum]);
         }
     }
 }

@@ -88,26 +88,6 @@ pub(crate) unsafe fn gemm_blocked<T: Element>(
     beta: T,
     c: MatMut<T>,
 ) {
-    // TUNING HACK (remove): env overrides of the blocking.
-    let tuned = {
-        static T: std::sync::OnceLock<(usize, usize, usize)> = std::sync::OnceLock::new();
-        *T.get_or_init(|| {
-            let get = |k: &str| {
-                std::env::var(k)
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0)
-            };
-            (get("FM_KC"), get("FM_MC"), get("FM_NC"))
-        })
-    };
-    let spec_owned = KernelSpec {
-        kc: if tuned.0 > 0 { tuned.0 } else { spec.kc },
-        mc: if tuned.1 > 0 { tuned.1 } else { spec.mc },
-        nc: if tuned.2 > 0 { tuned.2 } else { spec.nc },
-        ..*spec
-    };
-    let spec = &spec_owned;
     let threads = if m.saturating_mul(n).saturating_mul(k) < PARALLEL_MIN_MACS {
         1
     } else {

@@ -108,7 +108,6 @@ pub type PackBFn<T> = unsafe fn(*mut T, MatRef<T>, usize, usize);
 
 /// Everything the loops need to know about one kernel family for one scalar type: its tile,
 /// its cache blocking, and its entry points.
-#[derive(Clone, Copy)]
 pub struct KernelSpec<T> {
     /// Which family this is.
     pub kernel: GemmKernel,

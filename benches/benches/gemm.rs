@@ -13,7 +13,10 @@ use ndarray::Array2;
 
 fn bench_gemm(c: &mut Criterion) {
     let mut group = c.benchmark_group("gemm_f32");
-    group.sample_size(10).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1));
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1));
     for shape in GEMM_SHAPES.iter().chain(MATVEC_SHAPES) {
         let (m, n, k) = (shape.m, shape.n, shape.k);
         let a = Array2::from_shape_vec((m, k), random_f32(m * k, 1)).unwrap();
@@ -21,7 +24,9 @@ fn bench_gemm(c: &mut Criterion) {
         let mut out = Array2::<f32>::zeros((m, n));
         group.throughput(Throughput::Elements(shape.flops() as u64));
         group.bench_function(BenchmarkId::new("fm", shape.label()), |bench| {
-            bench.iter(|| fm_tensor::gemm::gemm(1.0, a.view(), b.view(), 0.0, out.view_mut()).unwrap())
+            bench.iter(|| {
+                fm_tensor::gemm::gemm(1.0, a.view(), b.view(), 0.0, out.view_mut()).unwrap()
+            })
         });
     }
     group.finish();

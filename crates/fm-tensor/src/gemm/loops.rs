@@ -38,6 +38,13 @@ unsafe impl<T: Send> Send for SharedPacked<T> {}
 // SAFETY: as above.
 unsafe impl<T: Send> Sync for SharedPacked<T> {}
 
+impl<T> SharedPacked<T> {
+    /// The pointer (a method, so closures capture the `Sync` wrapper, not the raw field).
+    fn ptr(self) -> *mut T {
+        self.0
+    }
+}
+
 /// How one call splits C into tasks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct TaskGrid {
@@ -110,12 +117,11 @@ pub(crate) unsafe fn gemm_blocked<T: Element>(
             with_buffer::<T, _>(&B_BUFFER, panels * nr * kc, |bpack| {
                 let bpack = SharedPacked(bpack);
                 let pack_panel = |q: usize| {
-                    let bpack = bpack;
                     // SAFETY: panel q covers columns jc + q·nr .. (clipped to nc) of rows pc..pc+kc,
                     // inside B; its destination slot is inside the buffer sized above.
                     unsafe {
                         (spec.pack_b)(
-                            bpack.0.add(q * nr * kc),
+                            bpack.ptr().add(q * nr * kc),
                             b.at(pc, jc + q * nr),
                             kc,
                             nr.min(nc - q * nr),
@@ -128,7 +134,6 @@ pub(crate) unsafe fn gemm_blocked<T: Element>(
                     (0..panels).for_each(pack_panel);
                 }
                 let run_task = |task: usize| {
-                    let bpack = bpack;
                     let (ib, jb) = (task / grid.n_chunks, task % grid.n_chunks);
                     let ic = ib * grid.mc;
                     let rows = grid.mc.min(m - ic);
@@ -150,7 +155,7 @@ pub(crate) unsafe fn gemm_blocked<T: Element>(
                                     let tile = MicroTile {
                                         kc,
                                         a: apack.add(ir * kc),
-                                        b: bpack.0.add(q * nr * kc),
+                                        b: bpack.ptr().add(q * nr * kc),
                                         c: c.at(ic + ir, jc + col),
                                         rsc: c.rs,
                                         csc: c.cs,
@@ -192,7 +197,7 @@ mod tests {
             (300, 3, 3),
         ] {
             let g = TaskGrid::new(spec, m, n, threads);
-            assert!(g.mc % spec.mr == 0 && g.mc <= spec.mc.max(spec.mr));
+            assert!(g.mc.is_multiple_of(spec.mr) && g.mc <= spec.mc.max(spec.mr));
             assert!(
                 g.m_blocks * g.mc >= m && (g.m_blocks - 1) * g.mc < m,
                 "{g:?} for m={m}"
@@ -203,7 +208,7 @@ mod tests {
                 "{g:?} for m={m}, n={n}"
             );
             if threads > 1 && g.m_blocks >= threads {
-                assert_eq!(g.m_blocks % threads, 0, "equal shares");
+                assert!(g.m_blocks.is_multiple_of(threads), "equal shares");
             }
         }
     }

@@ -114,16 +114,15 @@ fn every_kernel_matches_scalar_f64() {
     sweep_against_scalar::<f64>(1e-12);
 }
 
-/// Operand layouts a caller may pass: contiguous, transposed, column-major, stepped, reversed.
-fn layouts<T: Element>(
-    rows: usize,
-    cols: usize,
-    seed: u64,
-) -> Vec<(
+/// A named operand layout: the backing array and how to view it.
+type Layout<T> = (
     &'static str,
     Array2<T>,
     Box<dyn Fn(&Array2<T>) -> ArrayView2<'_, T>>,
-)> {
+);
+
+/// Operand layouts a caller may pass: contiguous, transposed, column-major, stepped, reversed.
+fn layouts<T: Element>(rows: usize, cols: usize, seed: u64) -> Vec<Layout<T>> {
     let plain = random::<T>(rows, cols, seed);
     let transposed = random::<T>(cols, rows, seed);
     let col_major = {

@@ -249,36 +249,219 @@ unsafe fn gemv_cols_f64(call: &GemvCall<f64>) {
     unsafe { gemv_cols_body::<f64, F64x4>(call) }
 }
 
-/// Packs a block of A (generic packing compiled for AVX2).
+/// In-register transpose of an 8×8 block of f32: `out[c]` lane `r` = `rows[r]` lane `c`.
+///
+/// # Safety
+/// AVX must be enabled in the caller.
+#[inline(always)]
+unsafe fn transpose_8x8(r: [__m256; 8]) -> [__m256; 8] {
+    // SAFETY: AVX is enabled in the calling entry point.
+    unsafe {
+        let t: [__m256; 8] = std::array::from_fn(|i| {
+            let (a, b) = (r[i & !1], r[i | 1]);
+            if i % 2 == 0 {
+                _mm256_unpacklo_ps(a, b)
+            } else {
+                _mm256_unpackhi_ps(a, b)
+            }
+        });
+        // u[4g + c]: rows 4g..4g+4 of column c (low 128 bits) and c + 4 (high 128 bits).
+        let u: [__m256; 8] = std::array::from_fn(|i| {
+            let g = i / 4 * 4;
+            let (a, b) = (t[g + (i % 4) / 2], t[g + 2 + (i % 4) / 2]);
+            if i % 2 == 0 {
+                _mm256_shuffle_ps::<0x44>(a, b)
+            } else {
+                _mm256_shuffle_ps::<0xEE>(a, b)
+            }
+        });
+        let mut out = [_mm256_setzero_ps(); 8];
+        for c in 0..4 {
+            out[c] = _mm256_permute2f128_ps::<0x20>(u[c], u[c + 4]);
+            out[c + 4] = _mm256_permute2f128_ps::<0x31>(u[c], u[c + 4]);
+        }
+        out
+    }
+}
+
+/// Transposing copy of `H ≤ 8` rows contiguous along k (row stride `rs`): step `p` of the output,
+/// at `dst + p·ld_out`, holds the `H` values of column `p`; 8 steps at a time in registers.
+///
+/// # Safety
+/// `src` is valid for `H` rows of `kc` elements at stride `rs`; `dst` for `(kc-1)·ld_out + H`
+/// elements; AVX2 is enabled in the caller.
+#[inline(always)]
+unsafe fn transpose_rows_f32<const H: usize>(
+    dst: *mut f32,
+    ld_out: usize,
+    src: *const f32,
+    rs: isize,
+    kc: usize,
+) {
+    // SAFETY: in bounds by the contract; masked-off lanes are not written.
+    unsafe {
+        let mask = mask32(H);
+        let mut p = 0;
+        while p + 8 <= kc {
+            let rows: [__m256; 8] = std::array::from_fn(|i| {
+                if i < H {
+                    _mm256_loadu_ps(src.offset(i as isize * rs).add(p))
+                } else {
+                    _mm256_setzero_ps()
+                }
+            });
+            for (u, col) in transpose_8x8(rows).iter().enumerate() {
+                if H == 8 {
+                    _mm256_storeu_ps(dst.add((p + u) * ld_out), *col);
+                } else {
+                    _mm256_maskstore_ps(dst.add((p + u) * ld_out), mask, *col);
+                }
+            }
+            p += 8;
+        }
+        for p in p..kc {
+            for i in 0..H {
+                *dst.add(p * ld_out + i) = *src.offset(i as isize * rs).add(p);
+            }
+        }
+    }
+}
+
+/// In-register transpose of a 4×4 block of f64.
+///
+/// # Safety
+/// AVX must be enabled in the caller.
+#[inline(always)]
+unsafe fn transpose_4x4(r: [__m256d; 4]) -> [__m256d; 4] {
+    // SAFETY: AVX is enabled in the calling entry point.
+    unsafe {
+        let t0 = _mm256_unpacklo_pd(r[0], r[1]);
+        let t1 = _mm256_unpackhi_pd(r[0], r[1]);
+        let t2 = _mm256_unpacklo_pd(r[2], r[3]);
+        let t3 = _mm256_unpackhi_pd(r[2], r[3]);
+        [
+            _mm256_permute2f128_pd::<0x20>(t0, t2),
+            _mm256_permute2f128_pd::<0x20>(t1, t3),
+            _mm256_permute2f128_pd::<0x31>(t0, t2),
+            _mm256_permute2f128_pd::<0x31>(t1, t3),
+        ]
+    }
+}
+
+/// As [`transpose_rows_f32`], for `H ≤ 4` rows of f64, 4 steps at a time.
+///
+/// # Safety
+/// As [`transpose_rows_f32`].
+#[inline(always)]
+unsafe fn transpose_rows_f64<const H: usize>(
+    dst: *mut f64,
+    ld_out: usize,
+    src: *const f64,
+    rs: isize,
+    kc: usize,
+) {
+    // SAFETY: in bounds by the contract; masked-off lanes are not written.
+    unsafe {
+        let mask = mask64(H);
+        let mut p = 0;
+        while p + 4 <= kc {
+            let rows: [__m256d; 4] = std::array::from_fn(|i| {
+                if i < H {
+                    _mm256_loadu_pd(src.offset(i as isize * rs).add(p))
+                } else {
+                    _mm256_setzero_pd()
+                }
+            });
+            for (u, col) in transpose_4x4(rows).iter().enumerate() {
+                if H == 4 {
+                    _mm256_storeu_pd(dst.add((p + u) * ld_out), *col);
+                } else {
+                    _mm256_maskstore_pd(dst.add((p + u) * ld_out), mask, *col);
+                }
+            }
+            p += 4;
+        }
+        for p in p..kc {
+            for i in 0..H {
+                *dst.add(p * ld_out + i) = *src.offset(i as isize * rs).add(p);
+            }
+        }
+    }
+}
+
+/// Packs an f32 A block; whole panels of a row-major A are transposed in registers.
 ///
 /// # Safety
 /// See [`super::PackAFn`]; the CPU has AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn pack_a<T: crate::element::Element>(dst: *mut T, a: MatRef<T>, rows: usize, kc: usize) {
+unsafe fn pack_a_f32(dst: *mut f32, a: MatRef<f32>, rows: usize, kc: usize) {
     // SAFETY: `pack_a_block` hands each panel its own rows and slot.
-    let panel = |d, a, h, kc| unsafe { pack_a_panel::<T, MR>(d, a, h, kc) };
+    let panel = |d, a: MatRef<f32>, h, kc| unsafe {
+        if a.cs == 1 && h == MR {
+            transpose_rows_f32::<MR>(d, MR, a.ptr, a.rs, kc)
+        } else {
+            pack_a_panel::<f32, MR>(d, a, h, kc)
+        }
+    };
     // SAFETY: forwarded contract.
-    unsafe { pack_a_block::<T, MR>(dst, a, rows, kc, panel) }
+    unsafe { pack_a_block::<f32, MR>(dst, a, rows, kc, panel) }
 }
 
-/// Packs one f32 micro-panel of B.
+/// Packs an f64 A block; whole panels of a row-major A are transposed in registers (rows 0..4
+/// and 4..6 separately).
+///
+/// # Safety
+/// See [`super::PackAFn`]; the CPU has AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn pack_a_f64(dst: *mut f64, a: MatRef<f64>, rows: usize, kc: usize) {
+    // SAFETY: `pack_a_block` hands each panel its own rows and slot; rows 4..6 start 4 rows down
+    // and 4 values into each step.
+    let panel = |d: *mut f64, a: MatRef<f64>, h, kc| unsafe {
+        if a.cs == 1 && h == MR {
+            transpose_rows_f64::<4>(d, MR, a.ptr, a.rs, kc);
+            transpose_rows_f64::<{ MR - 4 }>(d.add(4), MR, a.ptr.offset(4 * a.rs), a.rs, kc);
+        } else {
+            pack_a_panel::<f64, MR>(d, a, h, kc)
+        }
+    };
+    // SAFETY: forwarded contract.
+    unsafe { pack_a_block::<f64, MR>(dst, a, rows, kc, panel) }
+}
+
+/// Packs one f32 B micro-panel; a B with contiguous columns (Wᵀ) is transposed in registers.
 ///
 /// # Safety
 /// See [`super::PackBFn`]; the CPU has AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn pack_b_f32(dst: *mut f32, b: MatRef<f32>, kc: usize, cols: usize) {
-    // SAFETY: forwarded contract.
-    unsafe { pack_b_panel::<f32, { NV * 8 }>(dst, b, kc, cols) }
+    const NR: usize = NV * 8;
+    // SAFETY: forwarded contract; the two halves are columns 0..8 and 8..16.
+    unsafe {
+        if b.rs == 1 && b.cs != 1 && cols == NR {
+            transpose_rows_f32::<8>(dst, NR, b.ptr, b.cs, kc);
+            transpose_rows_f32::<8>(dst.add(8), NR, b.ptr.offset(8 * b.cs), b.cs, kc);
+        } else {
+            pack_b_panel::<f32, NR>(dst, b, kc, cols)
+        }
+    }
 }
 
-/// Packs one f64 micro-panel of B.
+/// Packs one f64 B micro-panel; a B with contiguous columns (Wᵀ) is transposed in registers.
 ///
 /// # Safety
 /// See [`super::PackBFn`]; the CPU has AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn pack_b_f64(dst: *mut f64, b: MatRef<f64>, kc: usize, cols: usize) {
-    // SAFETY: forwarded contract.
-    unsafe { pack_b_panel::<f64, { NV * 4 }>(dst, b, kc, cols) }
+    const NR: usize = NV * 4;
+    // SAFETY: forwarded contract; the two halves are columns 0..4 and 4..8.
+    unsafe {
+        if b.rs == 1 && b.cs != 1 && cols == NR {
+            transpose_rows_f64::<4>(dst, NR, b.ptr, b.cs, kc);
+            transpose_rows_f64::<4>(dst.add(4), NR, b.ptr.offset(4 * b.cs), b.cs, kc);
+        } else {
+            pack_b_panel::<f64, NR>(dst, b, kc, cols)
+        }
+    }
 }
 
 /// f32 on AVX2: KC = 1024 (a 64 KiB B micro-panel streamed from L2, C touched once for K ≤ 1024),
@@ -291,7 +474,7 @@ pub(crate) static F32: KernelSpec<f32> = KernelSpec {
     mc: MR * 16,
     nc: 4096,
     micro: micro_f32,
-    pack_a: pack_a::<f32>,
+    pack_a: pack_a_f32,
     pack_b: pack_b_f32,
     gemv_rows: gemv_rows_f32,
     gemv_cols: gemv_cols_f32,
@@ -306,7 +489,7 @@ pub(crate) static F64: KernelSpec<f64> = KernelSpec {
     mc: MR * 16,
     nc: 2048,
     micro: micro_f64,
-    pack_a: pack_a::<f64>,
+    pack_a: pack_a_f64,
     pack_b: pack_b_f64,
     gemv_rows: gemv_rows_f64,
     gemv_cols: gemv_cols_f64,

@@ -219,6 +219,12 @@ pub(crate) unsafe fn tile_body<
         if tile.csc == 1 && tile.cols == nr {
             store_full_rows::<T, V, ROWS, NV>(tile, acc);
         } else {
+            const {
+                assert!(
+                    ROWS * NV * V::LANES <= MAX_TILE,
+                    "spill buffer too small for the tile"
+                )
+            };
             // Spill the whole tile to a buffer with the straight-line store (indexing `acc` with
             // loop variables would pull the accumulators out of registers for every tile), then
             // update the valid corner of C from it.

@@ -123,17 +123,27 @@ pub fn random_f32(len: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-/// FMA peak in GFLOP/s on each of `threads` threads at once (total), using the widest vectors this
-/// CPU has: independent accumulator chains of fused multiply-adds, many more than latency × pipes.
-pub fn fma_peak_gflops(threads: usize) -> f64 {
-    const ITERS: usize = 20_000_000;
+/// Vector width of an FMA peak measurement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FmaWidth {
+    /// The widest this CPU has (512-bit with AVX-512F, else 256-bit with AVX2+FMA, else 128-bit).
+    Widest,
+    /// 256-bit AVX2 FMAs (to see whether 512-bit FMAs run at full rate on this machine).
+    Avx2,
+}
+
+/// FMA peak in GFLOP/s, all `threads` threads at once (total): independent accumulator chains of
+/// fused multiply-adds, many more than latency × pipes. Best of `repeats` short runs, so a shared
+/// machine's busy moments do not lower the ceiling.
+pub fn fma_peak_gflops(threads: usize, width: FmaWidth, repeats: usize) -> f64 {
+    const ITERS: usize = 5_000_000;
     let pool = pool(threads);
-    let per_thread_flops = peak::flops_per_iteration() * ITERS as f64;
+    let per_thread_flops = peak::flops_per_iteration(width) * ITERS as f64;
     let mut best = 0.0f64;
-    for _ in 0..3 {
+    for _ in 0..repeats {
         let secs = pool.install(|| {
             time_once(|| {
-                pool.broadcast(|_| std::hint::black_box(peak::run(ITERS)));
+                pool.broadcast(|_| std::hint::black_box(peak::run(ITERS, width)));
             })
         });
         best = best.max(per_thread_flops * threads as f64 / secs / 1e9);
@@ -141,19 +151,15 @@ pub fn fma_peak_gflops(threads: usize) -> f64 {
     best
 }
 
-/// One thread's FMA loop, run on the calling thread (for tuning tools).
-#[doc(hidden)]
-pub fn peak_direct(iters: usize) -> f32 {
-    peak::run(iters)
-}
-
 mod peak {
+    use super::FmaWidth;
+
     /// Independent accumulators: 16 chains of 4-cycle FMAs on 2 pipes keeps both pipes busy.
     const CHAINS: usize = 16;
 
-    /// FLOPs one iteration of [`run`] performs with the widest available vectors.
-    pub fn flops_per_iteration() -> f64 {
-        let lanes = if has_avx512() {
+    /// FLOPs one iteration of [`run`] performs at `width`.
+    pub fn flops_per_iteration(width: FmaWidth) -> f64 {
+        let lanes = if width == FmaWidth::Widest && has_avx512() {
             16
         } else if has_avx2() {
             8
@@ -172,6 +178,7 @@ mod peak {
         std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
     }
     #[cfg(not(target_arch = "x86_64"))]
+    #[allow(dead_code)]
     fn has_avx512() -> bool {
         false
     }
@@ -181,10 +188,10 @@ mod peak {
     }
 
     /// `iters` rounds of CHAINS independent vector FMAs; returns a sum so nothing is optimised away.
-    pub fn run(iters: usize) -> f32 {
+    pub fn run(iters: usize, width: FmaWidth) -> f32 {
         #[cfg(target_arch = "x86_64")]
         {
-            if has_avx512() {
+            if width == FmaWidth::Widest && has_avx512() {
                 // SAFETY: AVX-512F was detected.
                 return unsafe { run_avx512(iters) };
             }
@@ -249,8 +256,9 @@ mod peak {
 }
 
 /// STREAM-triad bandwidth in GB/s (`a[i] = b[i] + s·c[i]`, 3 arrays of 16M f32 = 192 MiB, far
-/// beyond L3, counted as 12 bytes per element) with `threads` threads splitting the arrays.
-pub fn triad_gbps(threads: usize) -> f64 {
+/// beyond L3, counted as 12 bytes per element) with `threads` threads splitting the arrays; best
+/// of `repeats` passes.
+pub fn triad_gbps(threads: usize, repeats: usize) -> f64 {
     use rayon::prelude::*;
     const LEN: usize = 1 << 24;
     const CHUNK: usize = 1 << 16;
@@ -259,7 +267,7 @@ pub fn triad_gbps(threads: usize) -> f64 {
     let mut a = vec![0.0f32; LEN];
     let pool = pool(threads);
     let mut best = f64::INFINITY;
-    for _ in 0..6 {
+    for _ in 0..repeats {
         let secs = pool.install(|| {
             time_once(|| {
                 a.par_chunks_mut(CHUNK)

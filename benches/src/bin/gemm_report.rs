@@ -12,8 +12,8 @@
 use std::fmt::Write as _;
 
 use fm_benches::{
-    fma_peak_gflops, interleaved, pool, random_f32, triad_gbps, GemmShape, Timing, GEMM_SHAPES,
-    MATVEC_SHAPES,
+    fma_peak_gflops, interleaved, pool, random_f32, triad_gbps, FmaWidth, GemmShape, Timing,
+    GEMM_SHAPES, MATVEC_SHAPES,
 };
 use ndarray::{Array2, ArrayView2, ShapeBuilder};
 
@@ -68,14 +68,10 @@ fn main() {
     );
 
     eprintln!("measuring FMA peak and triad bandwidth ...");
-    let peak = [fma_peak_gflops(1), fma_peak_gflops(2)];
-    let triad = [triad_gbps(1), triad_gbps(2)];
-    let _ = writeln!(
-        md,
-        "Machine ceilings, measured in this run: FMA peak {:.0} GFLOP/s (1 thread), {:.0} (2 threads); \
-         STREAM triad {:.1} GB/s (1 thread), {:.1} (2 threads).\n",
-        peak[0], peak[1], triad[0], triad[1]
-    );
+    // Ceilings are the best of several short runs, measured before and after the kernels, so a
+    // busy moment of a shared machine does not lower them.
+    let ceilings = Ceilings::measure();
+    ceilings.note_before(&mut md);
     print!("{md}");
 
     let mut table = String::new();
@@ -90,7 +86,7 @@ fn main() {
             .as_ref()
             .is_none_or(|o| s.label().contains(o.as_str()))
     }) {
-        let rows = bench_gemm(shape, &peak, opts.quick);
+        let rows = bench_gemm(shape, &ceilings.peak, opts.quick);
         print!("{rows}");
         table.push_str(&rows);
     }
@@ -112,16 +108,67 @@ fn main() {
             .is_none_or(|o| s.label().contains(o.as_str()))
     }) {
         for transposed in [false, true] {
-            let rows = bench_matvec(shape, transposed, &triad, opts.quick);
+            let rows = bench_matvec(shape, transposed, &ceilings.triad, opts.quick);
             print!("{rows}");
             mv.push_str(&rows);
         }
     }
     md.push_str(&mv);
 
+    let after = Ceilings::measure();
+    let mut tail = String::new();
+    let _ = writeln!(
+        tail,
+        "\nCeilings re-measured after the kernels: FMA peak {:.0} / {:.0} GFLOP/s (1 / 2 threads), 256-bit FMA \
+         peak {:.0} (1 thread), triad {:.1} / {:.1} GB/s. The % columns above use the ceilings measured first.",
+        after.peak[0], after.peak[1], after.peak_256, after.triad[0], after.triad[1]
+    );
+    print!("{tail}");
+    md.push_str(&tail);
+
     if let Some(path) = opts.out {
         std::fs::write(&path, &md).unwrap_or_else(|e| panic!("writing {path}: {e}"));
         eprintln!("wrote {path}");
+    }
+}
+
+/// The machine's ceilings: FMA peak (widest vectors, 1 and 2 threads; 256-bit, 1 thread) and
+/// STREAM-triad bandwidth (1 and 2 threads).
+struct Ceilings {
+    peak: [f64; 2],
+    peak_256: f64,
+    triad: [f64; 2],
+}
+
+impl Ceilings {
+    fn measure() -> Ceilings {
+        Ceilings {
+            peak: [
+                fma_peak_gflops(1, FmaWidth::Widest, 8),
+                fma_peak_gflops(2, FmaWidth::Widest, 8),
+            ],
+            peak_256: fma_peak_gflops(1, FmaWidth::Avx2, 8),
+            triad: [triad_gbps(1, 6), triad_gbps(2, 6)],
+        }
+    }
+
+    fn note_before(&self, md: &mut String) {
+        let _ = writeln!(
+            md,
+            "Machine ceilings, measured in this run: FMA peak {:.0} GFLOP/s (1 thread), {:.0} (2 threads); the same \
+             loop with 256-bit FMAs {:.0} (1 thread){}. STREAM triad {:.1} GB/s (1 thread), {:.1} (2 threads).\n",
+            self.peak[0],
+            self.peak[1],
+            self.peak_256,
+            if self.peak_256 > 0.75 * self.peak[0] {
+                " — 512-bit FMAs are not faster than 256-bit ones on this machine now, so AVX-512 code can only \
+                 match, not double, AVX2 code"
+            } else {
+                ""
+            },
+            self.triad[0],
+            self.triad[1]
+        );
     }
 }
 
@@ -174,8 +221,8 @@ fn gemm_crate(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, c: &mut Array2<f32
 }
 
 fn runs_for(seconds_per_run: f64, quick: bool) -> (usize, usize) {
-    let budget = if quick { 0.15 } else { 0.4 };
-    let runs = ((budget / seconds_per_run) as usize).clamp(if quick { 3 } else { 5 }, 25);
+    let budget = if quick { 0.15 } else { 1.2 };
+    let runs = ((budget / seconds_per_run) as usize).clamp(if quick { 3 } else { 7 }, 41);
     (if seconds_per_run > 0.05 { 1 } else { 2 }, runs)
 }
 
@@ -261,7 +308,7 @@ fn bench_matvec(shape: &GemmShape, transposed: bool, triad: &[f64; 2], quick: bo
     let mut c_gc = Array2::<f32>::zeros((1, n));
     let mut out = String::new();
     let mut fm_rate = [0.0; 2];
-    let runs = if quick { 3 * copies } else { 8 * copies };
+    let runs = if quick { 3 * copies } else { 24 * copies };
     for (ti, &threads) in THREADS.iter().enumerate() {
         let p = pool(threads);
         // Each contender walks the copies a third of the cycle apart from the others, so none reads a

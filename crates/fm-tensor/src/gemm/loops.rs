@@ -45,25 +45,27 @@ impl<T> SharedPacked<T> {
     }
 }
 
-/// How one call splits C into tasks.
+/// How one call splits C into tasks: M blocks of whole MR-row tiles, times N ranges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct TaskGrid {
-    /// Rows per M block (a multiple of MR, except possibly the last block).
-    mc: usize,
-    /// Number of M blocks.
+    /// MR-row tiles in M (the last one possibly partial).
+    tiles: usize,
+    /// Number of M blocks; block `b` holds tiles `b·tiles/m_blocks .. (b+1)·tiles/m_blocks`, so
+    /// the blocks differ by at most one tile.
     m_blocks: usize,
     /// Number of N ranges each block's micro-panels are split into.
     n_chunks: usize,
 }
 
 impl TaskGrid {
-    /// Blocks of at most `spec.mc` rows, equal-sized; with several threads, at least as many tasks
-    /// as threads, in equal shares where the sizes allow.
+    /// Blocks of at most `spec.mc` rows; with several threads, a multiple of the thread count of
+    /// them (equal shares), or, when M is too short for that, N split as well.
     fn new<T>(spec: &KernelSpec<T>, m: usize, n: usize, threads: usize) -> Self {
-        let mut m_blocks = m.div_ceil(spec.mc);
+        let tiles = m.div_ceil(spec.mr);
+        let mut m_blocks = tiles.div_ceil(spec.mc / spec.mr);
         let mut n_chunks = 1;
         if threads > 1 {
-            if m_blocks >= threads {
+            if m_blocks >= threads || tiles >= 4 * threads {
                 m_blocks = m_blocks.div_ceil(threads) * threads;
             } else {
                 // Few rows: split the columns too, so every thread gets a share.
@@ -71,12 +73,23 @@ impl TaskGrid {
                 n_chunks = threads.div_ceil(m_blocks).min(panels).max(1);
             }
         }
-        let mc = m.div_ceil(m_blocks).div_ceil(spec.mr) * spec.mr;
         TaskGrid {
-            mc,
-            m_blocks: m.div_ceil(mc),
+            tiles,
+            m_blocks: m_blocks.min(tiles),
             n_chunks,
         }
+    }
+
+    /// First row and number of rows of M block `b` (of an `m`-row C, `mr`-row tiles).
+    fn block_rows(&self, b: usize, m: usize, mr: usize) -> (usize, usize) {
+        let first = b * self.tiles / self.m_blocks * mr;
+        let end = ((b + 1) * self.tiles / self.m_blocks * mr).min(m);
+        (first, end - first)
+    }
+
+    /// The most rows any block has.
+    fn max_block_rows(&self, mr: usize) -> usize {
+        self.tiles.div_ceil(self.m_blocks) * mr
     }
 }
 
@@ -135,14 +148,13 @@ pub(crate) unsafe fn gemm_blocked<T: Element>(
                 }
                 let run_task = |task: usize| {
                     let (ib, jb) = (task / grid.n_chunks, task % grid.n_chunks);
-                    let ic = ib * grid.mc;
-                    let rows = grid.mc.min(m - ic);
+                    let (ic, rows) = grid.block_rows(ib, m, mr);
                     let q_lo = jb * panels_per_chunk;
                     let q_hi = panels.min(q_lo + panels_per_chunk);
                     if q_lo >= q_hi {
                         return;
                     }
-                    with_buffer::<T, _>(&A_BUFFER, rows.div_ceil(mr) * mr * kc, |apack| {
+                    with_buffer::<T, _>(&A_BUFFER, grid.max_block_rows(mr) * kc, |apack| {
                         // SAFETY: rows ic..ic+rows and depth pc..pc+kc lie inside A; the buffer has
                         // room for ⌈rows/mr⌉ micro-panels. Each tile below lies inside C, and this
                         // task's tiles (rows of block ib, panels q_lo..q_hi) are disjoint from every
@@ -197,11 +209,21 @@ mod tests {
             (300, 3, 3),
         ] {
             let g = TaskGrid::new(spec, m, n, threads);
-            assert!(g.mc.is_multiple_of(spec.mr) && g.mc <= spec.mc.max(spec.mr));
-            assert!(
-                g.m_blocks * g.mc >= m && (g.m_blocks - 1) * g.mc < m,
-                "{g:?} for m={m}"
-            );
+            // Blocks tile the rows exactly, start on tile boundaries, and differ by ≤ 1 tile.
+            let mut next = 0;
+            for b in 0..g.m_blocks {
+                let (first, rows) = g.block_rows(b, m, spec.mr);
+                assert_eq!(first, next, "{g:?} for m={m}");
+                assert!(
+                    first.is_multiple_of(spec.mr) && rows > 0 && rows <= g.max_block_rows(spec.mr)
+                );
+                assert!(
+                    rows <= spec.mc || threads > 1,
+                    "{g:?}: block of {rows} rows"
+                );
+                next = first + rows;
+            }
+            assert_eq!(next, m, "{g:?} for m={m}");
             let panels = n.min(spec.nc).div_ceil(spec.nr);
             assert!(
                 g.m_blocks * g.n_chunks >= threads.min(g.m_blocks * panels),

@@ -391,7 +391,10 @@ const GEMV_ROWS_PER_PASS: usize = 8;
 pub(crate) unsafe fn gemv_rows_body<T: Element, V: SimdVec<T>>(call: &GemvCall<T>) {
     const R: usize = GEMV_ROWS_PER_PASS;
     let lanes = V::LANES;
-    let mut acc = [T::zero(); GEMV_ROWS_CHUNK];
+    // Only the first `w` accumulators of a pass are initialised and read (no 16 KiB memset for a
+    // short row).
+    let mut acc = std::mem::MaybeUninit::<[T; GEMV_ROWS_CHUNK]>::uninit();
+    let accp = acc.as_mut_ptr().cast::<T>();
     // SAFETY: x has k elements, B is k rows of n contiguous elements at stride ldb, y has n
     // elements at stride incy; the CPU supports V. Prefetches past the end never fault.
     unsafe {
@@ -400,8 +403,9 @@ pub(crate) unsafe fn gemv_rows_body<T: Element, V: SimdVec<T>>(call: &GemvCall<T
             let w = (call.n - j0).min(GEMV_ROWS_CHUNK);
             let full = w / lanes * lanes;
             let tail = w - full;
-            acc[..w].fill(T::zero());
-            let accp = acc.as_mut_ptr();
+            for j in 0..w {
+                accp.add(j).write(T::zero());
+            }
             let base = call.b.add(j0);
             let mut p = 0;
             while p < call.k {
@@ -458,7 +462,7 @@ pub(crate) unsafe fn gemv_rows_body<T: Element, V: SimdVec<T>>(call: &GemvCall<T
                 }
                 p += rows_here;
             }
-            write_gemv_outputs(call, j0, &acc[..w]);
+            write_gemv_outputs(call, j0, std::slice::from_raw_parts(accp, w));
             j0 += w;
         }
     }

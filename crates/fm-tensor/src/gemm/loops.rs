@@ -20,12 +20,18 @@
 use rayon::prelude::*;
 
 use super::kernels::{KernelSpec, MicroTile};
-use super::pack::{with_buffer, MatMut, MatRef, A_BUFFER, B_BUFFER};
+use super::pack::{with_buffer, MatMut, MatRef, A_BUFFER, B_BUFFER, B_PANEL_BUFFER};
 use crate::element::Element;
 
 /// Products with fewer multiply-adds (`m·n·k`) than this run on the calling thread: about 1M, a few
 /// microseconds of AVX-512 work, is where waking a rayon worker stops costing more than it saves.
 pub(crate) const PARALLEL_MIN_MACS: usize = 1 << 20;
+
+/// When all of A's rows for one depth slice fit in this many bytes (half the L2), the product has
+/// one M block and each task packs the B micro-panels it uses right before using them: the panel
+/// is then read from L1/L2 by every tile, instead of from a shared packed block that has already
+/// left L2 for L3 (which costs ~10% at 128×768×768).
+const PACK_B_PER_TASK_MAX_A_BYTES: usize = 512 << 10;
 
 /// A pointer into a packed buffer that tasks of one call share: B is written by disjoint panel
 /// tasks, then only read.
@@ -55,13 +61,24 @@ struct TaskGrid {
     m_blocks: usize,
     /// Number of N ranges each block's micro-panels are split into.
     n_chunks: usize,
+    /// Each task packs the B micro-panels it uses, right before using them (small M: one M block).
+    pack_b_per_task: bool,
 }
 
 impl TaskGrid {
     /// Blocks of at most `spec.mc` rows; with several threads, a multiple of the thread count of
     /// them (equal shares), or, when M is too short for that, N split as well.
-    fn new<T>(spec: &KernelSpec<T>, m: usize, n: usize, threads: usize) -> Self {
+    fn new<T>(spec: &KernelSpec<T>, m: usize, n: usize, kc: usize, threads: usize) -> Self {
         let tiles = m.div_ceil(spec.mr);
+        let panels = n.min(spec.nc).div_ceil(spec.nr);
+        if tiles * spec.mr * kc * std::mem::size_of::<T>() <= PACK_B_PER_TASK_MAX_A_BYTES {
+            return TaskGrid {
+                tiles,
+                m_blocks: 1,
+                n_chunks: threads.min(panels).max(1),
+                pack_b_per_task: true,
+            };
+        }
         let mut m_blocks = tiles.div_ceil(spec.mc / spec.mr);
         let mut n_chunks = 1;
         if threads > 1 {
@@ -69,7 +86,6 @@ impl TaskGrid {
                 m_blocks = m_blocks.div_ceil(threads) * threads;
             } else {
                 // Few rows: split the columns too, so every thread gets a share.
-                let panels = n.min(spec.nc).div_ceil(spec.nr);
                 n_chunks = threads.div_ceil(m_blocks).min(panels).max(1);
             }
         }
@@ -77,6 +93,7 @@ impl TaskGrid {
             tiles,
             m_blocks: m_blocks.min(tiles),
             n_chunks,
+            pack_b_per_task: false,
         }
     }
 
@@ -113,80 +130,98 @@ pub(crate) unsafe fn gemm_blocked<T: Element>(
     } else {
         rayon::current_num_threads()
     };
-    let grid = TaskGrid::new(spec, m, n, threads);
+    // Equal depth slices of at most KC (1100 → 2 × 550, not 1024 + 76): no short, inefficient
+    // last slice. The slicing depends on k only, never on the thread count.
+    let kc_even = k.div_ceil(k.div_ceil(spec.kc));
+    let grid = TaskGrid::new(spec, m, n, kc_even, threads);
     let (mr, nr) = (spec.mr, spec.nr);
     for jc in (0..n).step_by(spec.nc) {
         let nc = spec.nc.min(n - jc);
         let panels = nc.div_ceil(nr);
         let panels_per_chunk = panels.div_ceil(grid.n_chunks);
-        // Equal depth slices of at most KC (1100 → 2 × 550, not 1024 + 76): no short, inefficient
-        // last slice. The slicing depends on k only, never on the thread count.
-        let k_slices = k.div_ceil(spec.kc);
-        let kc_even = k.div_ceil(k_slices);
         for pc in (0..k).step_by(kc_even) {
             let kc = kc_even.min(k - pc);
             // Later depth slices add to what the first one wrote.
             let beta = if pc == 0 { beta } else { T::one() };
-            with_buffer::<T, _>(&B_BUFFER, panels * nr * kc, |bpack| {
-                let bpack = SharedPacked(bpack);
-                let pack_panel = |q: usize| {
-                    // SAFETY: panel q covers columns jc + q·nr .. (clipped to nc) of rows pc..pc+kc,
-                    // inside B; its destination slot is inside the buffer sized above.
-                    unsafe {
-                        (spec.pack_b)(
-                            bpack.ptr().add(q * nr * kc),
-                            b.at(pc, jc + q * nr),
-                            kc,
-                            nr.min(nc - q * nr),
-                        )
-                    }
-                };
-                if threads > 1 {
-                    (0..panels).into_par_iter().for_each(pack_panel);
-                } else {
-                    (0..panels).for_each(pack_panel);
+            // Safety of the closures below ("see above"): panel q covers columns jc + q·nr..
+            // (clipped to nc) of rows pc..pc+kc, inside B; rows ic..ic+rows and depth pc..pc+kc lie
+            // inside A; the buffers have room for what is packed into them; each tile lies inside
+            // C, and a task's tiles (rows of its M block, its panels) are disjoint from every
+            // other task's.
+            let pack_b_panel = |dst: *mut T, q: usize| {
+                // SAFETY: see above; `dst` has room for kc·nr values.
+                unsafe { (spec.pack_b)(dst, b.at(pc, jc + q * nr), kc, nr.min(nc - q * nr)) }
+            };
+            let run_task = |task: usize, shared_b: Option<SharedPacked<T>>| {
+                let (ib, jb) = (task / grid.n_chunks, task % grid.n_chunks);
+                let (ic, rows) = grid.block_rows(ib, m, mr);
+                let q_lo = jb * panels_per_chunk;
+                let q_hi = panels.min(q_lo + panels_per_chunk);
+                if q_lo >= q_hi {
+                    return;
                 }
-                let run_task = |task: usize| {
-                    let (ib, jb) = (task / grid.n_chunks, task % grid.n_chunks);
-                    let (ic, rows) = grid.block_rows(ib, m, mr);
-                    let q_lo = jb * panels_per_chunk;
-                    let q_hi = panels.min(q_lo + panels_per_chunk);
-                    if q_lo >= q_hi {
-                        return;
-                    }
-                    with_buffer::<T, _>(&A_BUFFER, grid.max_block_rows(mr) * kc, |apack| {
-                        // SAFETY: rows ic..ic+rows and depth pc..pc+kc lie inside A; the buffer has
-                        // room for ⌈rows/mr⌉ micro-panels. Each tile below lies inside C, and this
-                        // task's tiles (rows of block ib, panels q_lo..q_hi) are disjoint from every
-                        // other task's.
-                        unsafe {
-                            (spec.pack_a)(apack, a.at(ic, pc), rows, kc);
-                            for q in q_lo..q_hi {
-                                let col = q * nr;
-                                for ir in (0..rows).step_by(mr) {
-                                    let tile = MicroTile {
-                                        kc,
-                                        a: apack.add(ir * kc),
-                                        b: bpack.ptr().add(q * nr * kc),
-                                        c: c.at(ic + ir, jc + col),
-                                        rsc: c.rs,
-                                        csc: c.cs,
-                                        rows: mr.min(rows - ir),
-                                        cols: nr.min(nc - col),
-                                        alpha,
-                                        beta,
-                                    };
-                                    (spec.micro)(&tile);
-                                }
+                with_buffer::<T, _>(&A_BUFFER, grid.max_block_rows(mr) * kc, |apack| {
+                    // SAFETY: see above.
+                    unsafe { (spec.pack_a)(apack, a.at(ic, pc), rows, kc) };
+                    let run_panel = |q: usize, bpanel: *const T| {
+                        let col = q * nr;
+                        for ir in (0..rows).step_by(mr) {
+                            // SAFETY: see above.
+                            unsafe {
+                                let tile = MicroTile {
+                                    kc,
+                                    a: apack.add(ir * kc),
+                                    b: bpanel,
+                                    c: c.at(ic + ir, jc + col),
+                                    rsc: c.rs,
+                                    csc: c.cs,
+                                    rows: mr.min(rows - ir),
+                                    cols: nr.min(nc - col),
+                                    alpha,
+                                    beta,
+                                };
+                                (spec.micro)(&tile);
                             }
                         }
-                    });
-                };
-                let tasks = grid.m_blocks * grid.n_chunks;
-                if threads > 1 && tasks > 1 {
-                    (0..tasks).into_par_iter().for_each(run_task);
+                    };
+                    match shared_b {
+                        // SAFETY: the shared block holds every panel of this slice.
+                        Some(bpack) => (q_lo..q_hi)
+                            .for_each(|q| run_panel(q, unsafe { bpack.ptr().add(q * nr * kc) })),
+                        None => with_buffer::<T, _>(&B_PANEL_BUFFER, nr * kc, |bpanel| {
+                            for q in q_lo..q_hi {
+                                pack_b_panel(bpanel, q);
+                                run_panel(q, bpanel);
+                            }
+                        }),
+                    }
+                });
+            };
+            let tasks = grid.m_blocks * grid.n_chunks;
+            let parallel = threads > 1 && tasks > 1;
+            if grid.pack_b_per_task {
+                if parallel {
+                    (0..tasks).into_par_iter().for_each(|t| run_task(t, None));
                 } else {
-                    (0..tasks).for_each(run_task);
+                    (0..tasks).for_each(|t| run_task(t, None));
+                }
+                continue;
+            }
+            with_buffer::<T, _>(&B_BUFFER, panels * nr * kc, |bpack| {
+                let bpack = SharedPacked(bpack);
+                // SAFETY: panel q's slot is inside the buffer sized above.
+                let pack_slot = |q: usize| pack_b_panel(unsafe { bpack.ptr().add(q * nr * kc) }, q);
+                if threads > 1 {
+                    (0..panels).into_par_iter().for_each(pack_slot);
+                } else {
+                    (0..panels).for_each(pack_slot);
+                }
+                if parallel {
+                    (0..tasks)
+                        .into_par_iter()
+                        .for_each(|t| run_task(t, Some(bpack)));
+                } else {
+                    (0..tasks).for_each(|t| run_task(t, Some(bpack)));
                 }
             });
         }
@@ -208,7 +243,7 @@ mod tests {
             (144, 16, 4),
             (300, 3, 3),
         ] {
-            let g = TaskGrid::new(spec, m, n, threads);
+            let g = TaskGrid::new(spec, m, n, 256, threads);
             // Blocks tile the rows exactly, start on tile boundaries, and differ by ≤ 1 tile.
             let mut next = 0;
             for b in 0..g.m_blocks {

@@ -251,6 +251,8 @@ thread_local! {
     pub(crate) static A_BUFFER: Cell<Option<PackBuffer>> = const { Cell::new(None) };
     /// The calling thread's buffer for the packed B block shared by a call's tasks.
     pub(crate) static B_BUFFER: Cell<Option<PackBuffer>> = const { Cell::new(None) };
+    /// Each thread's buffer for one B micro-panel packed right before use (small M).
+    pub(crate) static B_PANEL_BUFFER: Cell<Option<PackBuffer>> = const { Cell::new(None) };
 }
 
 /// Runs `work` with this thread's buffer from `key`, grown to `len` values of `T`.

@@ -236,6 +236,7 @@ fn broadcast_operands_with_zero_strides() {
 fn results_are_bitwise_identical_for_any_thread_count() {
     let cases: Vec<(Array2<f32>, Array2<f32>, bool)> = vec![
         (random(300, 200, 1), random(200, 170, 2), false),
+        (random(600, 260, 14), random(260, 300, 15), false),
         (random(40, 1500, 12), random(100, 1500, 13), true),
         (random(9, 130, 3), random(130, 3000, 4), false),
         (random(1, 700, 5), random(700, 900, 6), false),
@@ -268,6 +269,22 @@ fn results_are_bitwise_identical_for_any_thread_count() {
                     b.dim()
                 );
             }
+        }
+    }
+}
+
+/// Both ways of feeding B to the kernels: a shared block packed up front (tall A) and micro-panels
+/// packed by each task right before use (short A), on every kernel.
+#[test]
+fn shared_and_per_task_b_packing_match_naive() {
+    for m in [600, 100] {
+        let a = random::<f32>(m, 260, 16);
+        let b = random::<f32>(260, 70, 17);
+        let want = naive(1.0, a.view(), b.view(), 0.0, &Array2::zeros((m, 70)));
+        for kernel in GemmKernel::available() {
+            let mut c = Array2::<f32>::zeros((m, 70));
+            gemm_with_kernel(kernel, 1.0, a.view(), b.view(), 0.0, c.view_mut()).unwrap();
+            assert_close(c.view(), want.view(), 1e-5, &format!("{kernel} m={m}"));
         }
     }
 }

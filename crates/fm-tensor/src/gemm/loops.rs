@@ -1,21 +1,24 @@
 //! The BLIS loops around the micro-kernel, and how they are split between threads.
 //!
 //! ```text
-//! for jc in 0..n step NC            (5th loop: a B block of NC columns, in L3)
-//!   for pc in 0..k step KC          (4th loop: one KC slice of the depth; pack B[pc.., jc..])
-//!     parallel over tasks           (an MC-row block of A × a range of B micro-panels)
-//!       pack A[ic.., pc..]          (into this thread's buffer, MC × KC, in L2)
-//!       for jr over micro-panels    (2nd loop: a KC × NR micro-panel of B, in L1)
-//!         for ir in 0..mc step MR   (1st loop: a MR × KC micro-panel of A, streamed from L2)
+//! for jc in 0..n step NC            (5th loop: a block of NC columns of B)
+//!   for pc in 0..k step KC          (4th loop: one depth slice; pack B[pc.., jc..] (L3))
+//!     parallel over tasks           (an M block of A × a range of B micro-panels)
+//!       pack A[ic.., pc..]          (into this thread's buffer: MC × KC, in L2)
+//!       for jr over micro-panels    (2nd loop: a KC × NR micro-panel of B, L1/L2)
+//!         for ir in 0..mc step MR   (1st loop: a MR × KC micro-panel of A, from L2)
 //!           micro-kernel            (MR × NR tile of C in registers)
 //! ```
 //!
-//! Threads split the output only: tasks are rectangles of C (M blocks, and N ranges when M has
-//! fewer blocks than there are threads). The depth is never split, and every C element is
-//! accumulated over the same KC slices in the same order with the same per-lane operations, whatever
-//! the number of threads or the task shapes — so results are bitwise identical for any thread count.
-//! Work runs in the current rayon pool; products below [`PARALLEL_MIN_MACS`] stay on the calling
-//! thread.
+//! When A's rows for a depth slice are few (they fit in [`PACK_B_PER_TASK_MAX_A_BYTES`]) there is
+//! one M block, and instead of packing the whole B slice up front each task packs each B
+//! micro-panel right before its tiles use it, so the panel is read from L1/L2 rather than L3.
+//!
+//! Threads split the output only: tasks are rectangles of C (M blocks of whole tiles, and N ranges
+//! when M is too short to share). The depth is never split, and every C element is accumulated
+//! over the same KC slices in the same order with the same per-lane operations, whatever the number
+//! of threads or the task shapes — so results are bitwise identical for any thread count. Work runs
+//! in the current rayon pool; products below [`PARALLEL_MIN_MACS`] stay on the calling thread.
 
 use rayon::prelude::*;
 

@@ -20,7 +20,7 @@
 //! ```
 //!
 //! # How it is organised
-//! - [`loops`](self) (`loops.rs`): the five BLIS loops and the split into rayon tasks;
+//! - `loops.rs`: the five BLIS loops and the split into rayon tasks;
 //! - `pack.rs`: copying blocks of A and B from any strides into micro-panel order;
 //! - `kernels/`: the register-tile micro-kernels, one file per instruction set (`avx512.rs`,
 //!   `avx2.rs`, `portable.rs`, and the `scalar.rs` reference);

@@ -17,7 +17,9 @@
 //! common case, and the one [`gemm`](super::gemm) reduces column-major C to) the tile is written
 //! with plain vector stores.
 //!
-//! Each kernel family also provides the two matrix-vector bodies used by [`gemv`](super::gemv).
+//! Each kernel family also provides its packing routines (the AVX-512 and AVX2 files transpose a
+//! row-major A, or a B = Wᵀ, in registers) and the two matrix-vector bodies used by
+//! [`gemv`](super::gemv).
 
 pub(crate) mod portable;
 pub(crate) mod scalar;
@@ -115,7 +117,8 @@ pub struct KernelSpec<T> {
     pub mr: usize,
     /// Columns of the register tile (width of a packed B micro-panel).
     pub nr: usize,
-    /// Depth of a packed block: a `KC × NR` B micro-panel stays in L1 while A streams past it.
+    /// Most steps of a depth slice: C is loaded and stored once per slice, so longer is better
+    /// until the `KC × NR` B micro-panel and the `MR × KC` A micro-panel no longer stream from L2.
     pub kc: usize,
     /// Rows of a packed A block (`MC × KC` is sized to sit in the per-core L2).
     pub mc: usize,

@@ -25,13 +25,13 @@ pub(crate) const GEMV_PARALLEL_MIN_ELEMENTS: usize = 1 << 16;
 /// begins on a cache line (for f32; 2 lines for f64).
 const GEMV_CHUNK_ALIGN: usize = 16;
 
-/// `y(1 × n) = α·x(1 × k)·B(k × n) + β·y`, where `x` has stride `incx` and `y` has stride `incy`.
+/// `y(1 × n) = α·x(1 × k)·B(k × n) + β·y` for 1-row views `x` and `y` (any column strides).
 ///
 /// Returns `false` (doing nothing) when neither axis of B is contiguous.
 ///
 /// # Safety
-/// `x` is valid for `k` elements at `incx`, `b` for `k × n`, `y` for `n` at `incy` and does not
-/// overlap the inputs.
+/// `x` is valid for `1 × k` elements, `b` for `k × n`, `y` for `1 × n` and does not overlap the
+/// inputs.
 pub(crate) unsafe fn gemv<T: Element>(
     spec: &KernelSpec<T>,
     k: usize,

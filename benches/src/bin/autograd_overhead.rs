@@ -5,11 +5,10 @@
 //! (a binary op that is nearly free, so the tape's own cost shows most). Timings are interleaved;
 //! the report prints the median and best of each and their ratio.
 //!
-//! Run: `cargo run --release -p fm-benches --bin autograd_overhead [-- --threads N]`
+//! Run: `cargo run --release -p fm-benches --bin autograd_overhead` (1 thread: the chain is tiny,
+//! no kernel goes parallel at 64 elements).
 
-use std::time::Instant;
-
-use fm_benches::{median_and_best, thread_pool_from_args};
+use fm_benches::{interleaved, pool};
 use fm_tensor::autograd::Tape;
 use fm_tensor::ops::activation::{tanh, tanh_backward};
 use fm_tensor::ops::elementwise::{mul, mul_backward};
@@ -32,7 +31,8 @@ fn direct_tanh(x0: &ArrayD<f32>) -> ArrayD<f32> {
     }
     let mut grad = ArrayD::ones(IxDyn(&[LEN]));
     for i in (0..CHAIN).rev() {
-        grad = tanh_backward(values[i].view(), values[i + 1].view(), grad.view()).expect("shapes agree");
+        grad = tanh_backward(values[i].view(), values[i + 1].view(), grad.view())
+            .expect("shapes agree");
     }
     grad
 }
@@ -44,7 +44,9 @@ fn tape_tanh(x0: &ArrayD<f32>) -> ArrayD<f32> {
     for _ in 0..CHAIN {
         y = y.tanh().expect("tanh");
     }
-    let grads = tape.backward_with(y, ArrayD::ones(IxDyn(&[LEN]))).expect("backward");
+    let grads = tape
+        .backward_with(y, ArrayD::ones(IxDyn(&[LEN])))
+        .expect("backward");
     grads.of(x).expect("x has a gradient").clone()
 }
 
@@ -57,7 +59,9 @@ fn direct_mul(x0: &ArrayD<f32>, c: &ArrayD<f32>) -> ArrayD<f32> {
     }
     let mut grad = ArrayD::ones(IxDyn(&[LEN]));
     for i in (0..CHAIN).rev() {
-        grad = mul_backward(values[i].view(), c.view(), grad.view()).expect("shapes agree").0;
+        grad = mul_backward(values[i].view(), c.view(), grad.view())
+            .expect("shapes agree")
+            .0;
     }
     grad
 }
@@ -70,19 +74,14 @@ fn tape_mul(x0: &ArrayD<f32>, c: &ArrayD<f32>) -> ArrayD<f32> {
     for _ in 0..CHAIN {
         y = y.mul(c).expect("mul");
     }
-    let grads = tape.backward_with(y, ArrayD::ones(IxDyn(&[LEN]))).expect("backward");
+    let grads = tape
+        .backward_with(y, ArrayD::ones(IxDyn(&[LEN])))
+        .expect("backward");
     grads.of(x).expect("x has a gradient").clone()
 }
 
-fn time(f: &mut dyn FnMut() -> ArrayD<f32>) -> f64 {
-    let start = Instant::now();
-    std::hint::black_box(f());
-    start.elapsed().as_secs_f64()
-}
-
 fn main() {
-    let pool = thread_pool_from_args();
-    pool.install(|| {
+    pool(1).install(|| {
         let x0 = input();
         let c = ArrayD::from_elem(IxDyn(&[LEN]), 0.999f32);
         // Same results both ways: the tape runs exactly these kernels.
@@ -99,16 +98,14 @@ fn main() {
             ("mul by constant", Box::new(|| direct_mul(&x0, &c)), Box::new(|| tape_mul(&x0, &c))),
         ];
         for (name, direct, taped) in &cases {
-            let (mut d, mut t) = (Vec::with_capacity(REPS), Vec::with_capacity(REPS));
-            for _ in 0..20 {
-                std::hint::black_box((direct(), taped()));
-            }
-            for _ in 0..REPS {
-                d.push(time(&mut || direct()));
-                t.push(time(&mut || taped()));
-            }
-            let (dm, db) = median_and_best(&mut d);
-            let (tm, tb) = median_and_best(&mut t);
+            let mut run_direct = || {
+                std::hint::black_box(direct());
+            };
+            let mut run_taped = || {
+                std::hint::black_box(taped());
+            };
+            let t = interleaved(20, REPS, &mut [&mut run_direct, &mut run_taped]);
+            let (dm, db, tm, tb) = (t[0].median, t[0].best, t[1].median, t[1].best);
             println!("| {name} | {:.1} ({:.1}) | {:.1} ({:.1}) | {:.2}× |", dm * 1e6, db * 1e6, tm * 1e6, tb * 1e6, tm / dm);
         }
     });

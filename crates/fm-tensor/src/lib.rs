@@ -71,6 +71,6 @@ pub use autograd::{CustomOp, ParamStore, Tape, Var};
 pub use compute::{Compute, MemoryTracker};
 pub use element::{DType, Element};
 pub use error::{Result, TensorError};
-pub use gemm::{gemm, matmul};
+pub use gemm::{batched_matmul, gemm, matmul};
 pub use init::{FanMode, Initializer, Nonlinearity};
 pub use tensor::Tensor;

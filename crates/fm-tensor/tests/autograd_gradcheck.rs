@@ -311,7 +311,19 @@ fn norms() {
 
 #[test]
 fn batched_matmul_with_broadcast_batches() {
-    check("batched", |_, v| v[0].matmul(v[1]), &[rand(&[2, 3, 4], 90), rand(&[2, 4, 5], 91)]);
-    check("broadcast batch", |_, v| v[0].matmul(v[1]), &[rand(&[2, 1, 3, 4], 92), rand(&[3, 4, 2], 93)]);
-    check("matrix times batch", |_, v| v[0].matmul(v[1]), &[rand(&[3, 4], 94), rand(&[2, 4, 5], 95)]);
+    check(
+        "batched",
+        |_, v| v[0].matmul(v[1]),
+        &[rand(&[2, 3, 4], 90), rand(&[2, 4, 5], 91)],
+    );
+    check(
+        "broadcast batch",
+        |_, v| v[0].matmul(v[1]),
+        &[rand(&[2, 1, 3, 4], 92), rand(&[3, 4, 2], 93)],
+    );
+    check(
+        "matrix times batch",
+        |_, v| v[0].matmul(v[1]),
+        &[rand(&[3, 4], 94), rand(&[2, 4, 5], 95)],
+    );
 }

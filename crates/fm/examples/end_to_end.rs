@@ -29,11 +29,15 @@ const MOMENTUM: f32 = 0.9;
 
 /// The function to learn: smooth, nonlinear, and using every input.
 fn target(x: ndarray::ArrayView1<'_, f32>) -> f32 {
-    (x[0] * 1.5).sin() + 0.5 * x[1] * x[2] - 0.25 * x[3] * x[3] + (x[4] - x[5]).tanh() + 0.1 * x[6] * x[7]
+    (x[0] * 1.5).sin() + 0.5 * x[1] * x[2] - 0.25 * x[3] * x[3]
+        + (x[4] - x[5]).tanh()
+        + 0.1 * x[6] * x[7]
 }
 
 fn make_split(rows: usize, seed: u64) -> Result<(Array2<f32>, Array2<f32>)> {
-    let x = init::uniform::<f32>(&[rows, INPUTS], -2.0, 2.0, seed)?.into_dimensionality().expect("2-D");
+    let x = init::uniform::<f32>(&[rows, INPUTS], -2.0, 2.0, seed)?
+        .into_dimensionality()
+        .expect("2-D");
     let y = Array2::from_shape_fn((rows, 1), |(i, _)| target(x.row(i)));
     Ok((x, y))
 }
@@ -55,8 +59,15 @@ impl Mlp {
         // Weights are stored [in, out] so the forward is x·W; fans are computed for that layout by
         // passing the transposed shape [out, in] PyTorch's convention expects.
         let kaiming = |out_dim: usize, in_dim: usize, s: u64| -> Result<Array2<f32>> {
-            let w = init::kaiming_uniform::<f32>(&[out_dim, in_dim], FanMode::FanIn, Nonlinearity::Relu, s)?;
-            Ok(w.into_dimensionality::<ndarray::Ix2>().expect("2-D").reversed_axes())
+            let w = init::kaiming_uniform::<f32>(
+                &[out_dim, in_dim],
+                FanMode::FanIn,
+                Nonlinearity::Relu,
+                s,
+            )?;
+            Ok(w.into_dimensionality::<ndarray::Ix2>()
+                .expect("2-D")
+                .reversed_axes())
         };
         let w3 = init::xavier_uniform::<f32>(&[1, HIDDEN], 1.0, seed + 3)?;
         Ok(Mlp {
@@ -66,16 +77,28 @@ impl Mlp {
             ln_beta: store.add("norm.bias", init::zeros::<f32>(&[HIDDEN])?)?,
             w2: store.add("layer2.weight", kaiming(HIDDEN, HIDDEN, seed + 2)?)?,
             b2: store.add("layer2.bias", init::zeros::<f32>(&[HIDDEN])?)?,
-            w3: store.add("head.weight", w3.into_dimensionality::<ndarray::Ix2>().expect("2-D").reversed_axes())?,
+            w3: store.add(
+                "head.weight",
+                w3.into_dimensionality::<ndarray::Ix2>()
+                    .expect("2-D")
+                    .reversed_axes(),
+            )?,
             b3: store.add("head.bias", init::zeros::<f32>(&[1])?)?,
         })
     }
 
     /// x → Linear → LayerNorm → GELU → Linear → GELU → Linear.
-    fn forward<'t>(&self, tape: &'t Tape<f32>, store: &ParamStore<f32>, x: Var<'t, f32>) -> Result<Var<'t, f32>> {
+    fn forward<'t>(
+        &self,
+        tape: &'t Tape<f32>,
+        store: &ParamStore<f32>,
+        x: Var<'t, f32>,
+    ) -> Result<Var<'t, f32>> {
         let p = |id| tape.param(store, id);
         let h = x.matmul(p(self.w1)?)?.add(p(self.b1)?)?;
-        let h = h.layer_norm(Some(p(self.ln_gamma)?), Some(p(self.ln_beta)?), 1e-5)?.gelu()?;
+        let h = h
+            .layer_norm(Some(p(self.ln_gamma)?), Some(p(self.ln_beta)?), 1e-5)?
+            .gelu()?;
         let h = h.matmul(p(self.w2)?)?.add(p(self.b2)?)?.gelu()?;
         h.matmul(p(self.w3)?)?.add(p(self.b3)?)
     }
@@ -85,7 +108,12 @@ fn mse<'t>(pred: Var<'t, f32>, target: Var<'t, f32>) -> Result<Var<'t, f32>> {
     pred.sub(target)?.square()?.mean()
 }
 
-fn evaluate(model: &Mlp, store: &ParamStore<f32>, x: &Array2<f32>, y: &Array2<f32>) -> Result<(f32, Array2<f32>)> {
+fn evaluate(
+    model: &Mlp,
+    store: &ParamStore<f32>,
+    x: &Array2<f32>,
+    y: &Array2<f32>,
+) -> Result<(f32, Array2<f32>)> {
     let tape = Tape::no_grad();
     let pred = model.forward(&tape, store, tape.constant(x.clone()))?;
     let loss = mse(pred, tape.constant(y.clone()))?.item()?;
@@ -94,19 +122,30 @@ fn evaluate(model: &Mlp, store: &ParamStore<f32>, x: &Array2<f32>, y: &Array2<f3
 
 fn main() -> Result<()> {
     let compute = Compute::global();
-    println!("fm end-to-end example: {} threads, GEMM kernel {:?}", compute.threads(), gemm::selected_kernel());
+    println!(
+        "fm end-to-end example: {} threads, GEMM kernel {:?}",
+        compute.threads(),
+        gemm::selected_kernel()
+    );
 
     let (train_x, train_y) = make_split(TRAIN, 1)?;
     let (test_x, test_y) = make_split(HELD_OUT, 2)?;
     let baseline = {
         // Predicting the training mean: the loss any model must beat.
         let mean = train_y.mean().unwrap_or(0.0);
-        test_y.mapv(|v| (v - mean) * (v - mean)).mean().unwrap_or(0.0)
+        test_y
+            .mapv(|v| (v - mean) * (v - mean))
+            .mean()
+            .unwrap_or(0.0)
     };
 
     let mut store = ParamStore::<f32>::new();
     let model = Mlp::new(&mut store, 42)?;
-    println!("model: {} parameters in {} tensors", store.num_elements(), store.len());
+    println!(
+        "model: {} parameters in {} tensors",
+        store.num_elements(),
+        store.len()
+    );
     let (initial, _) = evaluate(&model, &store, &test_x, &test_y)?;
     println!("held-out MSE before training {initial:.4} (predict-the-mean baseline {baseline:.4})");
 
@@ -115,7 +154,9 @@ fn main() -> Result<()> {
     compute.memory().reset_peak();
     for step in 0..STEPS {
         // Deterministic batch order: a fixed stride walk over the training rows.
-        let rows: Vec<usize> = (0..BATCH).map(|i| (step * BATCH + i * 7919) % TRAIN).collect();
+        let rows: Vec<usize> = (0..BATCH)
+            .map(|i| (step * BATCH + i * 7919) % TRAIN)
+            .collect();
         let tape = Tape::new();
         let x = tape.constant(train_x.select(Axis(0), &rows));
         let y = tape.constant(train_y.select(Axis(0), &rows));
@@ -124,9 +165,15 @@ fn main() -> Result<()> {
         store.accumulate(&tape.backward(loss)?)?;
         drop(tape);
         for (name, value, grad) in store.pairs_mut() {
-            let v = velocity.entry(name.to_string()).or_insert_with(|| ndarray::ArrayD::zeros(grad.raw_dim()));
-            ndarray::Zip::from(&mut *v).and(grad).for_each(|v, &g| *v = MOMENTUM * *v + g);
-            ndarray::Zip::from(value).and(&*v).for_each(|w, &v| *w -= LEARNING_RATE * v);
+            let v = velocity
+                .entry(name.to_string())
+                .or_insert_with(|| ndarray::ArrayD::zeros(grad.raw_dim()));
+            ndarray::Zip::from(&mut *v)
+                .and(grad)
+                .for_each(|v, &g| *v = MOMENTUM * *v + g);
+            ndarray::Zip::from(value)
+                .and(&*v)
+                .for_each(|w, &v| *w -= LEARNING_RATE * v);
         }
         store.zero_grad();
         if step % 100 == 0 || step == STEPS - 1 {
@@ -141,23 +188,38 @@ fn main() -> Result<()> {
         (STEPS * BATCH) as f64 / elapsed.as_secs_f64(),
         compute.memory().peak_bytes() as f64 / (1 << 20) as f64
     );
-    println!("held-out MSE after training {trained:.4} ({:.1}× below the baseline)", baseline / trained);
+    println!(
+        "held-out MSE after training {trained:.4} ({:.1}× below the baseline)",
+        baseline / trained
+    );
 
     // Save, reload into a fresh store, and check the reloaded model predicts the same bits.
     let dir = std::env::temp_dir().join("fm-end-to-end");
-    std::fs::create_dir_all(&dir).map_err(|source| fm::tensor::TensorError::Io { path: dir.clone(), source })?;
+    std::fs::create_dir_all(&dir).map_err(|source| fm::tensor::TensorError::Io {
+        path: dir.clone(),
+        source,
+    })?;
     let path = dir.join("mlp.safetensors");
-    save_safetensors(&path, store.iter().map(|(_, p)| (p.name().to_string(), p.value().view())), None)?;
+    save_safetensors(
+        &path,
+        store
+            .iter()
+            .map(|(_, p)| (p.name().to_string(), p.value().view())),
+        None,
+    )?;
     let mut reloaded = ParamStore::<f32>::new();
     let reloaded_model = Mlp::new(&mut reloaded, 7)?; // different init, overwritten below
     for (name, array) in load_safetensors::<f32>(&path)? {
-        let id = reloaded.id(&name).ok_or_else(|| fm::tensor::TensorError::MissingTensor {
-            name: name.clone(),
-            detail: "the model has no such parameter".into(),
-        })?;
+        let id = reloaded
+            .id(&name)
+            .ok_or_else(|| fm::tensor::TensorError::MissingTensor {
+                name: name.clone(),
+                detail: "the model has no such parameter".into(),
+            })?;
         reloaded.set_value(id, array)?;
     }
-    let (reloaded_loss, reloaded_predictions) = evaluate(&reloaded_model, &reloaded, &test_x, &test_y)?;
+    let (reloaded_loss, reloaded_predictions) =
+        evaluate(&reloaded_model, &reloaded, &test_x, &test_y)?;
     let identical = reloaded_predictions == predictions;
     println!(
         "saved {} and reloaded it: held-out MSE {reloaded_loss:.4}, predictions bit-identical: {identical}",

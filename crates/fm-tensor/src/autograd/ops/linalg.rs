@@ -81,12 +81,18 @@ impl<T: Element> CustomOp<T> for BatchedMatMul {
         let (a, b, dc) = (&ctx.inputs[0], &ctx.inputs[1], ctx.grad_output.clone());
         // Products at the broadcast batch shape, then summed over the axes each operand was broadcast on.
         let da = if ctx.needs_grad[0] {
-            Some(sum_to_shape(batched_matmul(dc.clone(), swap_last_two(b))?.view(), a.shape())?)
+            Some(sum_to_shape(
+                batched_matmul(dc.clone(), swap_last_two(b))?.view(),
+                a.shape(),
+            )?)
         } else {
             None
         };
         let db = if ctx.needs_grad[1] {
-            Some(sum_to_shape(batched_matmul(swap_last_two(a), dc)?.view(), b.shape())?)
+            Some(sum_to_shape(
+                batched_matmul(swap_last_two(a), dc)?.view(),
+                b.shape(),
+            )?)
         } else {
             None
         };

@@ -18,7 +18,11 @@ use crate::metric::{Direction, Metric, MetricValues};
 
 /// Labels are validated and counted in chunks this long: small enough to stay in L1 between the
 /// validation pass and the counting pass, so the data is read from memory once.
-const CHUNK: usize = 4096;
+const CHUNK: usize = 2048;
+/// Scratch lane tables are used up to this many classes (4 x 256² `u32` = 1 MB, about L2).
+const MAX_LANE_CLASSES: usize = 256;
+/// Number of independent lane tables.
+const LANES: usize = 8;
 
 /// Counts of `(true class, predicted class)` pairs; row = true class, column = predicted class
 /// (scikit-learn's layout).
@@ -114,20 +118,107 @@ impl ConfusionMatrix {
         let y_true = contiguous(&y_true);
         let y_pred = contiguous(&y_pred);
         let k = self.n_classes;
-        for (chunk, (t, p)) in y_true.chunks(CHUNK).zip(y_pred.chunks(CHUNK)).enumerate() {
-            let offset = chunk * CHUNK;
-            let checked = check_labels(metric, "y_true", t, k, offset)
-                .and_then(|()| check_labels(metric, "y_pred", p, k, offset));
-            if let Err(e) = checked {
-                // Undo the chunks already counted so a failed update changes nothing.
-                for (&t, &p) in y_true[..offset].iter().zip(&y_pred[..offset]) {
-                    self.counts[t.to_index() * k + p.to_index()] -= 1;
-                }
-                return Err(e);
-            }
-            count_pairs(&mut self.counts, k, t, p);
+        if k == 2 {
+            self.count_binary(metric, &y_true, &y_pred)?;
+        } else if k <= MAX_LANE_CLASSES && y_true.len() >= 2 * LANES * k * k {
+            self.count_in_lanes(metric, &y_true, &y_pred)?;
+        } else {
+            self.count_in_place(metric, &y_true, &y_pred)?;
         }
         self.total += y_true.len() as u64;
+        Ok(())
+    }
+
+    /// Two classes need no table: with labels in {0, 1}, the four cells follow from Σt, Σp and
+    /// Σ(t·p), sums that vectorise, so the matrix costs about what reading the labels costs.
+    fn count_binary<L: ClassLabel>(&mut self, metric: &'static str, y_true: &[L], y_pred: &[L]) -> Result<()> {
+        let (mut sum_true, mut sum_pred, mut sum_both) = (0u64, 0u64, 0u64);
+        for (chunk, (t, p)) in y_true.chunks(CHUNK).zip(y_pred.chunks(CHUNK)).enumerate() {
+            // Chunk sums fit in u32; `outside` collects any bit above the lowest.
+            let (mut st, mut sp, mut sb, mut outside) = (0u32, 0u32, 0u32, 0u32);
+            for (&a, &b) in t.iter().zip(p) {
+                let (a, b) = (a.to_u32_or_max(), b.to_u32_or_max());
+                outside |= (a | b) >> 1;
+                st += a;
+                sp += b;
+                sb += a & b;
+            }
+            if outside != 0 {
+                check_labels(metric, "y_true", t, 2, chunk * CHUNK)?;
+                check_labels(metric, "y_pred", p, 2, chunk * CHUNK)?;
+            }
+            sum_true += u64::from(st);
+            sum_pred += u64::from(sp);
+            sum_both += u64::from(sb);
+        }
+        let n = y_true.len() as u64;
+        // Cells (true, pred): (1,1) = Σtp, (1,0) = Σt − Σtp, (0,1) = Σp − Σtp, (0,0) = the rest.
+        self.counts[3] += sum_both;
+        self.counts[2] += sum_true - sum_both;
+        self.counts[1] += sum_pred - sum_both;
+        self.counts[0] += n - sum_true - sum_pred + sum_both;
+        Ok(())
+    }
+
+    /// Counts into `LANES` scratch tables of `u32`, element `i` into table `i % LANES`, then adds
+    /// them to the matrix; spreading the increments of the few hot (diagonal) cells over independent
+    /// tables shortens the store-to-load chains between them. Labels are checked in the same pass
+    /// (a second pass would read the data from memory twice), and an error returns before the matrix
+    /// is touched.
+    fn count_in_lanes<L: ClassLabel>(&mut self, metric: &'static str, y_true: &[L], y_pred: &[L]) -> Result<()> {
+        let k = self.n_classes;
+        // k ≤ MAX_LANE_CLASSES, so a * k + b stays far below 2^32.
+        let k32 = k as u32;
+        let cells = k * k;
+        let mut lanes = vec![0u32; LANES * cells];
+        let mut batch = vec![0u64; cells];
+        // Flushed to u64 long before a u32 lane cell could fill.
+        for (block, (t, p)) in y_true.chunks(1 << 31).zip(y_pred.chunks(1 << 31)).enumerate() {
+            let (mut ts, mut ps) = (t.chunks_exact(LANES), p.chunks_exact(LANES));
+            for (tl, pl) in (&mut ts).zip(&mut ps) {
+                for lane in 0..LANES {
+                    let (a, b) = (tl[lane].to_u32_or_max(), pl[lane].to_u32_or_max());
+                    if a >= k32 || b >= k32 {
+                        return Err(label_error(metric, y_true, y_pred, k, block << 31));
+                    }
+                    lanes[lane * cells + (a * k32 + b) as usize] += 1;
+                }
+            }
+            for (&a, &b) in ts.remainder().iter().zip(ps.remainder()) {
+                let (a, b) = (a.to_u32_or_max(), b.to_u32_or_max());
+                if a >= k32 || b >= k32 {
+                    return Err(label_error(metric, y_true, y_pred, k, block << 31));
+                }
+                lanes[(a * k32 + b) as usize] += 1;
+            }
+            for lane in lanes.chunks_exact_mut(cells) {
+                for (total, count) in batch.iter_mut().zip(lane.iter_mut()) {
+                    *total += u64::from(*count);
+                    *count = 0;
+                }
+            }
+        }
+        for (cell, count) in self.counts.iter_mut().zip(batch) {
+            *cell += count;
+        }
+        Ok(())
+    }
+
+    /// Counts straight into the matrix (too few labels to pay for scratch tables, or too many
+    /// classes for them to fit in cache), checking labels in the same pass; on a bad label, undoes
+    /// what it counted.
+    fn count_in_place<L: ClassLabel>(&mut self, metric: &'static str, y_true: &[L], y_pred: &[L]) -> Result<()> {
+        let k = self.n_classes;
+        for (i, (&t, &p)) in y_true.iter().zip(y_pred).enumerate() {
+            let (a, b) = (t.to_index(), p.to_index());
+            if a >= k || b >= k {
+                for (&t, &p) in y_true[..i].iter().zip(&y_pred[..i]) {
+                    self.counts[t.to_index() * k + p.to_index()] -= 1;
+                }
+                return Err(label_error(metric, y_true, y_pred, k, 0));
+            }
+            self.counts[a * k + b] += 1;
+        }
         Ok(())
     }
 
@@ -342,11 +433,27 @@ impl ConfusionMatrix {
     }
 }
 
-/// Adds one to the cell of every `(t, p)` pair; every label has been checked to be `< k`.
-#[inline]
-fn count_pairs<L: ClassLabel>(counts: &mut [u64], k: usize, y_true: &[L], y_pred: &[L]) {
-    for (&t, &p) in y_true.iter().zip(y_pred) {
-        counts[t.to_index() * k + p.to_index()] += 1;
+/// The error for the first bad label at or after `from` (the slow path, after a check failed).
+fn label_error<L: ClassLabel>(
+    metric: &'static str,
+    y_true: &[L],
+    y_pred: &[L],
+    k: usize,
+    from: usize,
+) -> EvalError {
+    let first_bad = |labels: &[L]| labels[from..].iter().position(|l| l.to_index() >= k).map(|i| i + from);
+    let (what, labels, position) = match (first_bad(y_true), first_bad(y_pred)) {
+        (Some(i), Some(j)) if j < i => ("y_pred", y_pred, j),
+        (Some(i), _) => ("y_true", y_true, i),
+        (None, Some(j)) => ("y_pred", y_pred, j),
+        (None, None) => unreachable!("called only after a label failed the check"),
+    };
+    EvalError::LabelOutOfRange {
+        metric,
+        what,
+        position,
+        label: labels[position].to_i128(),
+        n_classes: k,
     }
 }
 

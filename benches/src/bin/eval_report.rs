@@ -14,8 +14,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use fm_eval::{
-    Accuracy, ConfusionMatrix, LogLoss, Metric, Regression, RocAuc, TokenCrossEntropy,
-    TopKAccuracy,
+    Accuracy, ConfusionMatrix, LogLoss, Metric, Regression, RocAuc, TokenCrossEntropy, TopKAccuracy,
 };
 use ndarray::Array2;
 
@@ -44,14 +43,23 @@ fn labels(rng: &mut Rng, k: u64) -> (Vec<u32>, Vec<u32>) {
     let y: Vec<u32> = (0..N).map(|_| rng.below(k) as u32).collect();
     let p = y
         .iter()
-        .map(|&t| if rng.uniform() < 0.9 { t } else { rng.below(k) as u32 })
+        .map(|&t| {
+            if rng.uniform() < 0.9 {
+                t
+            } else {
+                rng.below(k) as u32
+            }
+        })
         .collect();
     (y, p)
 }
 
 /// The baseline: sum both label arrays, nothing else.
 fn plain_sum(y: &[u32], p: &[u32]) -> u64 {
-    y.iter().zip(p).map(|(&a, &b)| u64::from(a) + u64::from(b)).sum()
+    y.iter()
+        .zip(p)
+        .map(|(&a, &b)| u64::from(a) + u64::from(b))
+        .sum()
 }
 
 fn median_min(mut xs: Vec<f64>) -> (f64, f64) {
@@ -108,48 +116,69 @@ fn label_table(repeats: usize, k: u64, rng: &mut Rng) {
     let (p0, p1) = halves(&p);
     let k = k as usize;
     for threads in [1, 2] {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
         let results = pool.install(|| {
             let mut jobs: Vec<(&str, Box<dyn FnMut()>)> = if threads == 1 {
                 vec![
-                    ("plain sum", Box::new(|| {
-                        black_box(plain_sum(black_box(&y), black_box(&p)));
-                    })),
-                    ("accuracy", Box::new(|| {
-                        let mut m = Accuracy::new(k).unwrap();
-                        m.update(black_box(&y), black_box(&p)).unwrap();
-                        black_box(m);
-                    })),
-                    ("confusion matrix", Box::new(|| {
-                        let mut m = ConfusionMatrix::new(k).unwrap();
-                        m.update(black_box(&y), black_box(&p)).unwrap();
-                        black_box(m);
-                    })),
+                    (
+                        "plain sum",
+                        Box::new(|| {
+                            black_box(plain_sum(black_box(&y), black_box(&p)));
+                        }),
+                    ),
+                    (
+                        "accuracy",
+                        Box::new(|| {
+                            let mut m = Accuracy::new(k).unwrap();
+                            m.update(black_box(&y), black_box(&p)).unwrap();
+                            black_box(m);
+                        }),
+                    ),
+                    (
+                        "confusion matrix",
+                        Box::new(|| {
+                            let mut m = ConfusionMatrix::new(k).unwrap();
+                            m.update(black_box(&y), black_box(&p)).unwrap();
+                            black_box(m);
+                        }),
+                    ),
                 ]
             } else {
                 vec![
-                    ("plain sum", Box::new(|| {
-                        let (a, b) = rayon::join(|| plain_sum(y0, p0), || plain_sum(y1, p1));
-                        black_box(a + b);
-                    })),
-                    ("accuracy", Box::new(|| {
-                        black_box(two_way(
-                            || Accuracy::new(k).unwrap(),
-                            |m, second| {
-                                let (yy, pp) = if second { (y1, p1) } else { (y0, p0) };
-                                m.update(yy, pp).unwrap();
-                            },
-                        ));
-                    })),
-                    ("confusion matrix", Box::new(|| {
-                        black_box(two_way(
-                            || ConfusionMatrix::new(k).unwrap(),
-                            |m, second| {
-                                let (yy, pp) = if second { (y1, p1) } else { (y0, p0) };
-                                m.update(yy, pp).unwrap();
-                            },
-                        ));
-                    })),
+                    (
+                        "plain sum",
+                        Box::new(|| {
+                            let (a, b) = rayon::join(|| plain_sum(y0, p0), || plain_sum(y1, p1));
+                            black_box(a + b);
+                        }),
+                    ),
+                    (
+                        "accuracy",
+                        Box::new(|| {
+                            black_box(two_way(
+                                || Accuracy::new(k).unwrap(),
+                                |m, second| {
+                                    let (yy, pp) = if second { (y1, p1) } else { (y0, p0) };
+                                    m.update(yy, pp).unwrap();
+                                },
+                            ));
+                        }),
+                    ),
+                    (
+                        "confusion matrix",
+                        Box::new(|| {
+                            black_box(two_way(
+                                || ConfusionMatrix::new(k).unwrap(),
+                                |m, second| {
+                                    let (yy, pp) = if second { (y1, p1) } else { (y0, p0) };
+                                    m.update(yy, pp).unwrap();
+                                },
+                            ));
+                        }),
+                    ),
                 ]
             };
             let names: Vec<&str> = jobs.iter().map(|(n, _)| *n).collect();
@@ -171,49 +200,74 @@ fn label_table(repeats: usize, k: u64, rng: &mut Rng) {
 
 fn other_metrics(repeats: usize, rng: &mut Rng) {
     let (y, p) = labels(rng, 2);
-    let scores: Vec<f64> = y.iter().map(|&t| rng.uniform() + 0.5 * f64::from(t)).collect();
+    let scores: Vec<f64> = y
+        .iter()
+        .map(|&t| rng.uniform() + 0.5 * f64::from(t))
+        .collect();
     let probs: Vec<f64> = scores.iter().map(|s| (s / 1.5).clamp(0.0, 1.0)).collect();
     let targets: Vec<f64> = scores.iter().map(|s| s * 3.0 - 1.0).collect();
     let preds: Vec<f64> = targets.iter().map(|t| t + 0.1).collect();
     let log_probs: Vec<f64> = probs.iter().map(|q| -(1.0 + q)).collect();
     let rows = N / 10;
     let k = 10;
-    let matrix = Array2::from_shape_fn((rows, k), |(i, c)| ((i * 31 + c * 17) % 101) as f32 / 101.0);
+    let matrix =
+        Array2::from_shape_fn((rows, k), |(i, c)| ((i * 31 + c * 17) % 101) as f32 / 101.0);
     let row_labels: Vec<u32> = (0..rows).map(|i| (i % k) as u32).collect();
     let mut jobs: Vec<(&str, Box<dyn FnMut()>)> = vec![
-        ("plain sum", Box::new(|| {
-            black_box(plain_sum(black_box(&y), black_box(&p)));
-        })),
-        ("log loss (binary)", Box::new(|| {
-            let mut m = LogLoss::new(2).unwrap();
-            m.update_binary(&y, &probs).unwrap();
-            black_box(m.compute().unwrap());
-        })),
-        ("regression (all six)", Box::new(|| {
-            let mut m = Regression::new();
-            m.update(&targets, &preds).unwrap();
-            black_box(m.compute().unwrap());
-        })),
-        ("LM from log-probs", Box::new(|| {
-            let mut m = TokenCrossEntropy::new(2).unwrap();
-            m.update_log_probs(&log_probs).unwrap();
-            black_box(m.compute().unwrap());
-        })),
-        ("ROC-AUC update", Box::new(|| {
-            let mut m = RocAuc::new();
-            m.update(&y, &scores).unwrap();
-            black_box(m);
-        })),
-        ("ROC-AUC upd+compute", Box::new(|| {
-            let mut m = RocAuc::new();
-            m.update(&y, &scores).unwrap();
-            black_box(m.compute().unwrap());
-        })),
-        ("top-5 (1M x 10 f32)", Box::new(|| {
-            let mut m = TopKAccuracy::new(5, k).unwrap();
-            m.update(&row_labels, matrix.view()).unwrap();
-            black_box(m.compute().unwrap());
-        })),
+        (
+            "plain sum",
+            Box::new(|| {
+                black_box(plain_sum(black_box(&y), black_box(&p)));
+            }),
+        ),
+        (
+            "log loss (binary)",
+            Box::new(|| {
+                let mut m = LogLoss::new(2).unwrap();
+                m.update_binary(&y, &probs).unwrap();
+                black_box(m.compute().unwrap());
+            }),
+        ),
+        (
+            "regression (all six)",
+            Box::new(|| {
+                let mut m = Regression::new();
+                m.update(&targets, &preds).unwrap();
+                black_box(m.compute().unwrap());
+            }),
+        ),
+        (
+            "LM from log-probs",
+            Box::new(|| {
+                let mut m = TokenCrossEntropy::new(2).unwrap();
+                m.update_log_probs(&log_probs).unwrap();
+                black_box(m.compute().unwrap());
+            }),
+        ),
+        (
+            "ROC-AUC update",
+            Box::new(|| {
+                let mut m = RocAuc::new();
+                m.update(&y, &scores).unwrap();
+                black_box(m);
+            }),
+        ),
+        (
+            "ROC-AUC upd+compute",
+            Box::new(|| {
+                let mut m = RocAuc::new();
+                m.update(&y, &scores).unwrap();
+                black_box(m.compute().unwrap());
+            }),
+        ),
+        (
+            "top-5 (1M x 10 f32)",
+            Box::new(|| {
+                let mut m = TopKAccuracy::new(5, k).unwrap();
+                m.update(&row_labels, matrix.view()).unwrap();
+                black_box(m.compute().unwrap());
+            }),
+        ),
     ];
     let names: Vec<&str> = jobs.iter().map(|(n, _)| *n).collect();
     let times = interleaved(repeats, &mut jobs);
@@ -234,14 +288,18 @@ fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let repeats = if quick { 5 } else { 15 };
     let mut rng = Rng(42);
-    println!("fm-eval accumulators vs a plain summing loop, {N} predictions (u32 labels, 90% correct)");
+    println!(
+        "fm-eval accumulators vs a plain summing loop, {N} predictions (u32 labels, 90% correct)"
+    );
     println!("median and min of {repeats} interleaved repeats after a warm-up; ratio = median / median of the plain sum\n");
     println!("| classes | threads | job | median ms | min ms | ns/pred | ratio |");
     println!("|---|---|---|---|---|---|---|");
     for k in [2, 10, 100, 1000] {
         label_table(repeats, k, &mut rng);
     }
-    println!("\nOther accumulators, 1 thread, same run (not under the 2x target; for orientation)\n");
+    println!(
+        "\nOther accumulators, 1 thread, same run (not under the 2x target; for orientation)\n"
+    );
     println!("| job | median ms | min ms | ns/pred | ratio to sum |");
     println!("|---|---|---|---|---|");
     other_metrics(repeats.min(7), &mut rng);

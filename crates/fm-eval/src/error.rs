@@ -16,7 +16,9 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 #[non_exhaustive]
 pub enum EvalError {
     /// Two inputs that must have one entry per prediction have different lengths.
-    #[error("{metric}: length mismatch: {left} has {left_len} entries but {right} has {right_len}")]
+    #[error(
+        "{metric}: length mismatch: {left} has {left_len} entries but {right} has {right_len}"
+    )]
     LengthMismatch {
         /// The metric that refused the input.
         metric: &'static str,
@@ -50,7 +52,9 @@ pub enum EvalError {
         what: &'static str,
     },
     /// A class label outside `0..n_classes` (negative labels included).
-    #[error("{metric}: {what}[{position}] = {label} is outside the declared classes 0..{n_classes}")]
+    #[error(
+        "{metric}: {what}[{position}] = {label} is outside the declared classes 0..{n_classes}"
+    )]
     LabelOutOfRange {
         /// The metric that refused the input.
         metric: &'static str,

@@ -126,7 +126,13 @@ impl Evaluator {
     /// Runs `model` over every batch on the current rayon pool and scores it with `score` into copies
     /// of `metrics` (which is reset first), merged at the end. Errors with the first failure of the
     /// model ([`EvalError::Model`]), the scoring closure or a merge.
-    pub fn run<I, B, Mdl, M, S>(&self, batches: I, model: &Mdl, metrics: M, score: S) -> Result<Evaluation<M>>
+    pub fn run<I, B, Mdl, M, S>(
+        &self,
+        batches: I,
+        model: &Mdl,
+        metrics: M,
+        score: S,
+    ) -> Result<Evaluation<M>>
     where
         I: IntoIterator<Item = B>,
         I::IntoIter: Send,
@@ -203,7 +209,11 @@ impl Evaluator {
                 wall_seconds: wall,
                 model_seconds: total.model_time.as_secs_f64(),
                 metric_seconds: metric_time.as_secs_f64(),
-                examples_per_second: if wall > 0.0 { examples as f64 / wall } else { 0.0 },
+                examples_per_second: if wall > 0.0 {
+                    examples as f64 / wall
+                } else {
+                    0.0
+                },
             },
             threads: rayon::current_num_threads(),
             fm_eval_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -258,7 +268,9 @@ mod tests {
             }
         };
         let err = Evaluator::new("m", "d")
-            .run(batches, &model, Accuracy::new(2).unwrap(), |acc, b, p| acc.update(b, p))
+            .run(batches, &model, Accuracy::new(2).unwrap(), |acc, b, p| {
+                acc.update(b, p)
+            })
             .unwrap_err();
         assert!(err.to_string().contains("batch 1: bad batch"), "{err}");
     }
@@ -269,7 +281,9 @@ mod tests {
             &|b: &Vec<u32>| -> std::result::Result<Vec<u32>, BoxError> { Ok(b.clone()) };
         let shards = vec![vec![vec![0u32, 1]], vec![vec![1u32], vec![0, 0, 1]]];
         let run = Evaluator::new("m", "d")
-            .run_shards(shards, model, Accuracy::new(2).unwrap(), |acc, b, p| acc.update(b, p))
+            .run_shards(shards, model, Accuracy::new(2).unwrap(), |acc, b, p| {
+                acc.update(b, p)
+            })
             .unwrap();
         assert_eq!(run.report.counts["batches"], 3);
         assert_eq!(run.report.counts["examples"], 6);

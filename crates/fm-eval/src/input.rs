@@ -247,7 +247,11 @@ pub(crate) fn check_same_classes(metric: &'static str, mine: usize, theirs: usiz
     Ok(())
 }
 
-pub(crate) fn check_n_classes(metric: &'static str, n_classes: usize, at_least: usize) -> Result<()> {
+pub(crate) fn check_n_classes(
+    metric: &'static str,
+    n_classes: usize,
+    at_least: usize,
+) -> Result<()> {
     if n_classes < at_least {
         return Err(EvalError::InvalidArgument {
             metric,

@@ -13,7 +13,9 @@ use ndarray::{ArrayView1, ArrayView2};
 
 use crate::error::{EvalError, Result};
 use crate::exact::ExactSum;
-use crate::input::{check_columns, check_lengths, check_n_classes, contiguous, contiguous_rows, ClassLabel, Score};
+use crate::input::{
+    check_columns, check_lengths, check_n_classes, contiguous, contiguous_rows, ClassLabel, Score,
+};
 use crate::metric::{Direction, Metric, MetricValues};
 
 const METRIC: &str = "token_cross_entropy";
@@ -89,7 +91,13 @@ impl TokenCrossEntropy {
         targets: impl Into<ArrayView1<'a, L>>,
     ) -> Result<()> {
         let targets = targets.into();
-        check_lengths(METRIC, "targets", targets.len(), "logits rows", logits.nrows())?;
+        check_lengths(
+            METRIC,
+            "targets",
+            targets.len(),
+            "logits rows",
+            logits.nrows(),
+        )?;
         check_columns(METRIC, "logits", logits.shape(), self.vocab_size)?;
         let targets = contiguous(&targets);
         self.check_targets(&targets)?;
@@ -129,7 +137,10 @@ impl TokenCrossEntropy {
             });
         }
         let values = contiguous(&values);
-        if let Some(i) = values.iter().position(|&x| !(x.to_f64() <= 0.0)) {
+        if let Some(i) = values
+            .iter()
+            .position(|&x| x.to_f64().is_nan() || x.to_f64() > 0.0)
+        {
             let value = values[i].to_f64();
             if value.is_nan() {
                 return Err(EvalError::NonFinite {
@@ -165,9 +176,9 @@ impl TokenCrossEntropy {
     }
 
     fn check_targets<L: ClassLabel>(&self, targets: &[L]) -> Result<()> {
-        let bad = targets
-            .iter()
-            .position(|&t| t.to_index() >= self.vocab_size && Some(t.to_index()) != self.ignore_index);
+        let bad = targets.iter().position(|&t| {
+            t.to_index() >= self.vocab_size && Some(t.to_index()) != self.ignore_index
+        });
         if let Some(position) = bad {
             return Err(EvalError::LabelOutOfRange {
                 metric: METRIC,
@@ -268,7 +279,11 @@ impl Metric for TokenCrossEntropy {
                 reason: e.to_string(),
             }),
         };
-        out.insert("cross_entropy", pick(|m| m.mean_cross_entropy), LowerIsBetter);
+        out.insert(
+            "cross_entropy",
+            pick(|m| m.mean_cross_entropy),
+            LowerIsBetter,
+        );
         out.insert("perplexity", pick(|m| m.perplexity), LowerIsBetter);
         out.insert("bits_per_token", pick(|m| m.bits_per_token), LowerIsBetter);
         let bpb = match &m {
@@ -294,15 +309,21 @@ mod tests {
 
     #[test]
     fn ignored_targets_and_bad_logits() {
-        let mut lm = TokenCrossEntropy::new(2).unwrap().with_ignore_index(usize::MAX);
+        let mut lm = TokenCrossEntropy::new(2)
+            .unwrap()
+            .with_ignore_index(usize::MAX);
         let logits = array![[0.0f64, 0.0], [5.0, -5.0]];
         lm.update_logits(logits.view(), &[u64::MAX, 0]).unwrap();
         assert_eq!(lm.count(), 1);
         let expected = (1.0 + (-10.0f64).exp()).ln();
         assert!((lm.total_nll() - expected).abs() < 1e-16);
-        let err = lm.update_logits(array![[0.0, f64::NAN]].view(), &[0u8]).unwrap_err();
+        let err = lm
+            .update_logits(array![[0.0, f64::NAN]].view(), &[0u8])
+            .unwrap_err();
         assert!(err.to_string().contains("logits[0, 1] is NaN"), "{err}");
-        let err = lm.update_logits(array![[0.0, 0.0]].view(), &[2u8]).unwrap_err();
+        let err = lm
+            .update_logits(array![[0.0, 0.0]].view(), &[2u8])
+            .unwrap_err();
         assert!(err.to_string().contains("targets[0] = 2"), "{err}");
         let err = lm.update_log_probs(&[-0.5, 0.5]).unwrap_err();
         assert!(err.to_string().contains("[-inf, 0]"), "{err}");
@@ -312,7 +333,11 @@ mod tests {
     #[test]
     fn large_logits_do_not_overflow() {
         let mut lm = TokenCrossEntropy::new(3).unwrap();
-        lm.update_logits(array![[1000.0f32, 1000.0, f32::NEG_INFINITY]].view(), &[0u8]).unwrap();
+        lm.update_logits(
+            array![[1000.0f32, 1000.0, f32::NEG_INFINITY]].view(),
+            &[0u8],
+        )
+        .unwrap();
         assert!((lm.compute().unwrap().mean_cross_entropy - LN_2).abs() < 1e-15);
     }
 }

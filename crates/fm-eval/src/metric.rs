@@ -157,7 +157,7 @@ impl<M: Metric> Metric for Named<M> {
         self.inner.count()
     }
     fn record(&self, out: &mut MetricValues) {
-        let outer = std::mem::replace(&mut out.prefix, String::new());
+        let outer = std::mem::take(&mut out.prefix);
         out.prefix = format!("{outer}{}", self.prefix);
         self.inner.record(out);
         out.prefix = outer;

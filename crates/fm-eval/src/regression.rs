@@ -149,8 +149,12 @@ impl Regression {
     /// rules as R².
     pub fn explained_variance(&self) -> Result<f64> {
         self.nonempty()?;
-        let numerator =
-            n_times_centered(self.n, &self.sum_sq_residual, &self.sum_residual, self.residual_range);
+        let numerator = n_times_centered(
+            self.n,
+            &self.sum_sq_residual,
+            &self.sum_residual,
+            self.residual_range,
+        );
         let denominator =
             n_times_centered(self.n, &self.sum_sq_true, &self.sum_true, self.true_range);
         Ok(fraction_explained(numerator, denominator))
@@ -280,7 +284,11 @@ impl Metric for Regression {
         out.insert("rmse", self.mse().map(f64::sqrt), LowerIsBetter);
         out.insert("mae", self.mae(), LowerIsBetter);
         out.insert("r2", self.r2(), HigherIsBetter);
-        out.insert("explained_variance", self.explained_variance(), HigherIsBetter);
+        out.insert(
+            "explained_variance",
+            self.explained_variance(),
+            HigherIsBetter,
+        );
         out.insert("max_error", self.max_error(), LowerIsBetter);
         out.count("samples", self.n);
     }
@@ -300,7 +308,11 @@ mod tests {
         let mean = y.iter().sum::<f64>() / y.len() as f64;
         let ss_tot: f64 = y.iter().map(|v| (v - mean) * (v - mean)).sum();
         let r2 = 1.0 - 250.0 / ss_tot;
-        assert!((reg.r2().unwrap() - r2).abs() < 1e-13, "{} vs {r2}", reg.r2().unwrap());
+        assert!(
+            (reg.r2().unwrap() - r2).abs() < 1e-13,
+            "{} vs {r2}",
+            reg.r2().unwrap()
+        );
         // A constant offset explains all variance.
         assert_eq!(reg.explained_variance().unwrap(), 1.0);
     }
@@ -316,7 +328,9 @@ mod tests {
         one.update(&[1.0f32], &[2.0]).unwrap();
         assert!(one.r2().is_err());
         assert_eq!(one.compute().unwrap().r2, None);
-        let err = one.update(&[1.0f32, f32::INFINITY], &[2.0, 1.0]).unwrap_err();
+        let err = one
+            .update(&[1.0f32, f32::INFINITY], &[2.0, 1.0])
+            .unwrap_err();
         assert!(err.to_string().contains("y_true[1] is inf"), "{err}");
     }
 }

@@ -235,7 +235,11 @@ impl EvalReport {
     /// # Ok::<(), fm_eval::EvalError>(())
     /// ```
     pub fn compare(&self, candidate: &EvalReport, tolerance: &Tolerance) -> Comparison {
-        let mut names: Vec<&String> = self.metrics.keys().chain(candidate.metrics.keys()).collect();
+        let mut names: Vec<&String> = self
+            .metrics
+            .keys()
+            .chain(candidate.metrics.keys())
+            .collect();
         names.sort();
         names.dedup();
         let changes = names
@@ -268,7 +272,12 @@ impl EvalReport {
     }
 }
 
-fn judge(name: &str, base: &MetricValue, cand: &MetricValue, tolerance: &Tolerance) -> ChangeStatus {
+fn judge(
+    name: &str,
+    base: &MetricValue,
+    cand: &MetricValue,
+    tolerance: &Tolerance,
+) -> ChangeStatus {
     let (b, c) = (base.value, cand.value);
     if base.direction != cand.direction {
         return ChangeStatus::Incomparable;
@@ -393,7 +402,10 @@ mod tests {
             ],
         );
         let json = r.to_json().unwrap();
-        assert!(json.contains("\"NaN\"") && json.contains("\"inf\""), "{json}");
+        assert!(
+            json.contains("\"NaN\"") && json.contains("\"inf\""),
+            "{json}"
+        );
         let back = EvalReport::from_json(&json).unwrap();
         assert!(back.metric("a").unwrap().is_nan());
         assert_eq!(back.metric("b"), Some(f64::INFINITY));
@@ -406,15 +418,26 @@ mod tests {
         use Direction::*;
         let base = report(
             "a",
-            &[("acc", 0.9, HigherIsBetter), ("loss", 0.3, LowerIsBetter), ("gone", 1.0, HigherIsBetter)],
+            &[
+                ("acc", 0.9, HigherIsBetter),
+                ("loss", 0.3, LowerIsBetter),
+                ("gone", 1.0, HigherIsBetter),
+            ],
         );
         let cand = report(
             "b",
-            &[("acc", 0.95, HigherIsBetter), ("loss", 0.31, LowerIsBetter), ("new", 1.0, HigherIsBetter)],
+            &[
+                ("acc", 0.95, HigherIsBetter),
+                ("loss", 0.31, LowerIsBetter),
+                ("new", 1.0, HigherIsBetter),
+            ],
         );
         let cmp = base.compare(&cand, &Tolerance::new(0.0, 0.01));
-        let status: BTreeMap<&str, ChangeStatus> =
-            cmp.changes.iter().map(|c| (c.name.as_str(), c.status)).collect();
+        let status: BTreeMap<&str, ChangeStatus> = cmp
+            .changes
+            .iter()
+            .map(|c| (c.name.as_str(), c.status))
+            .collect();
         assert_eq!(status["acc"], ChangeStatus::Improved);
         assert_eq!(status["loss"], ChangeStatus::Regressed);
         assert_eq!(status["gone"], ChangeStatus::Missing);

@@ -54,7 +54,12 @@ fn random_shards(rng: &mut Rng, n: usize) -> Vec<Range<usize>> {
 }
 
 /// Feeds `range` in random batch sizes of 1 to 64.
-fn feed<M>(rng: &mut Rng, metric: &mut M, range: Range<usize>, update: &impl Fn(&mut M, Range<usize>)) {
+fn feed<M>(
+    rng: &mut Rng,
+    metric: &mut M,
+    range: Range<usize>,
+    update: &impl Fn(&mut M, Range<usize>),
+) {
     let mut start = range.start;
     while start < range.end {
         let end = (start + 1 + rng.below(64)).min(range.end);
@@ -94,9 +99,16 @@ fn check_merge_law<M: Metric>(
             shards[i].merge(&other).unwrap();
         }
         let merged = shards.pop().unwrap();
-        assert_eq!(merged.count(), single.count(), "{name}: count, trial {trial}");
+        assert_eq!(
+            merged.count(),
+            single.count(),
+            "{name}: count, trial {trial}"
+        );
         let got: Vec<u64> = outputs(&merged).iter().map(|x| x.to_bits()).collect();
-        assert_eq!(got, expected, "{name}: trial {trial} differs from the single pass");
+        assert_eq!(
+            got, expected,
+            "{name}: trial {trial} differs from the single pass"
+        );
         // Reset makes an accumulator as good as new.
         let mut reused = merged.clone();
         reused.reset();
@@ -111,12 +123,22 @@ fn classification_data(rng: &mut Rng, n: usize, k: usize) -> (Vec<u32>, Vec<u32>
     let y: Vec<u32> = (0..n).map(|_| rng.below(k) as u32).collect();
     let pred: Vec<u32> = y
         .iter()
-        .map(|&t| if rng.uniform() < 0.6 { t } else { rng.below(k) as u32 })
+        .map(|&t| {
+            if rng.uniform() < 0.6 {
+                t
+            } else {
+                rng.below(k) as u32
+            }
+        })
         .collect();
     // Softmax probabilities with tied scores sprinkled in (rounded logits).
     let mut probs = Array2::from_shape_fn((n, k), |(i, c)| {
         let logit = rng.normal() + if c == y[i] as usize { 1.0 } else { 0.0 };
-        if i % 3 == 0 { logit.round() } else { logit }
+        if i % 3 == 0 {
+            logit.round()
+        } else {
+            logit
+        }
     });
     for mut row in probs.rows_mut() {
         let max = row.fold(f64::NEG_INFINITY, |m, &x| m.max(x));
@@ -225,10 +247,18 @@ fn float_metrics_merge_exactly_where_naive_sums_would_not() {
     let pred: Vec<f64> = y.iter().map(|&v| v + rng.wide()).collect();
     // The data are order-sensitive: summing the squared residuals forwards and backwards in f64
     // gives different bits.
-    let sq: Vec<f64> = y.iter().zip(&pred).map(|(a, b)| (a - b) * (a - b)).collect();
+    let sq: Vec<f64> = y
+        .iter()
+        .zip(&pred)
+        .map(|(a, b)| (a - b) * (a - b))
+        .collect();
     let forwards: f64 = sq.iter().sum();
     let backwards: f64 = sq.iter().rev().sum();
-    assert_ne!(forwards.to_bits(), backwards.to_bits(), "data too benign to test exactness");
+    assert_ne!(
+        forwards.to_bits(),
+        backwards.to_bits(),
+        "data too benign to test exactness"
+    );
     check_merge_law(
         "regression",
         Regression::new,
@@ -236,7 +266,14 @@ fn float_metrics_merge_exactly_where_naive_sums_would_not() {
         |m, r| m.update(&y[r.clone()], &pred[r]).unwrap(),
         |m| {
             let r = m.compute().unwrap();
-            vec![r.mse, r.rmse, r.mae, r.r2.unwrap(), r.explained_variance, r.max_error]
+            vec![
+                r.mse,
+                r.rmse,
+                r.mae,
+                r.r2.unwrap(),
+                r.explained_variance,
+                r.max_error,
+            ]
         },
         60,
     );
@@ -249,12 +286,18 @@ fn float_metrics_merge_exactly_where_naive_sums_would_not() {
         || TokenCrossEntropy::new(vocab).unwrap(),
         n,
         |m, r| {
-            m.update_logits(logits.slice(s![r.clone(), ..]), &targets[r.clone()]).unwrap();
+            m.update_logits(logits.slice(s![r.clone(), ..]), &targets[r.clone()])
+                .unwrap();
             m.add_bytes(3 * r.len() as u64);
         },
         |m| {
             let lm = m.compute().unwrap();
-            vec![lm.mean_cross_entropy, lm.perplexity, lm.bits_per_token, lm.bits_per_byte.unwrap()]
+            vec![
+                lm.mean_cross_entropy,
+                lm.perplexity,
+                lm.bits_per_token,
+                lm.bits_per_byte.unwrap(),
+            ]
         },
         60,
     );
@@ -267,7 +310,10 @@ fn merging_different_configurations_is_refused() {
     let err = a.merge(&b).unwrap_err();
     assert!(err.to_string().contains("3 classes vs 4 classes"), "{err}");
     let mut t = TopKAccuracy::new(1, 3).unwrap();
-    assert!(matches!(t.merge(&TopKAccuracy::new(2, 3).unwrap()), Err(EvalError::MergeMismatch { .. })));
+    assert!(matches!(
+        t.merge(&TopKAccuracy::new(2, 3).unwrap()),
+        Err(EvalError::MergeMismatch { .. })
+    ));
     // A tuple checks every member before merging any.
     let mut pair = (Accuracy::new(3).unwrap(), ConfusionMatrix::new(3).unwrap());
     pair.0.update(&[0u8], &[0u8]).unwrap();
@@ -325,7 +371,10 @@ fn evaluator_gives_the_same_bits_on_any_thread_count() {
         m.3.inner.update(&targets[r.clone()], reg)
     };
     let run_on = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
         pool.install(|| {
             Evaluator::new("m", "d")
                 .run(batches.clone(), &model, fresh(), score)
@@ -341,7 +390,11 @@ fn evaluator_gives_the_same_bits_on_any_thread_count() {
     assert_eq!(one.counts["examples"], n as u64);
     assert!(one.metrics.len() >= 20, "{:?}", one.metrics.keys());
     for (name, value) in &one.metrics {
-        assert_eq!(value.value.to_bits(), two.metrics[name].value.to_bits(), "{name}");
+        assert_eq!(
+            value.value.to_bits(),
+            two.metrics[name].value.to_bits(),
+            "{name}"
+        );
     }
     // And both equal one sequential pass without the evaluator.
     let mut direct = fresh();
@@ -349,14 +402,27 @@ fn evaluator_gives_the_same_bits_on_any_thread_count() {
     let mut values = MetricValues::new();
     direct.record(&mut values);
     for (name, value) in &values.values {
-        assert_eq!(value.value.to_bits(), one.metrics[name].value.to_bits(), "{name}");
+        assert_eq!(
+            value.value.to_bits(),
+            one.metrics[name].value.to_bits(),
+            "{name}"
+        );
     }
     assert_eq!(one.metrics["reg/mse"].direction, Direction::LowerIsBetter);
     // The shard runner agrees too.
-    let shards = vec![batches[..batches.len() / 3].to_vec(), batches[batches.len() / 3..].to_vec()];
-    let sharded = Evaluator::new("m", "d").run_shards(shards, &model, fresh(), score).unwrap();
+    let shards = vec![
+        batches[..batches.len() / 3].to_vec(),
+        batches[batches.len() / 3..].to_vec(),
+    ];
+    let sharded = Evaluator::new("m", "d")
+        .run_shards(shards, &model, fresh(), score)
+        .unwrap();
     for (name, value) in &one.metrics {
-        assert_eq!(value.value.to_bits(), sharded.report.metrics[name].value.to_bits(), "{name}");
+        assert_eq!(
+            value.value.to_bits(),
+            sharded.report.metrics[name].value.to_bits(),
+            "{name}"
+        );
     }
     // A report survives JSON exactly.
     let back = fm_eval::EvalReport::from_json(&one.to_json().unwrap()).unwrap();

@@ -20,7 +20,10 @@ const TOLERANCE: f64 = 1e-12;
 fn fixtures() -> &'static Value {
     static FIXTURES: OnceLock<Value> = OnceLock::new();
     FIXTURES.get_or_init(|| {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sklearn_fixtures.json");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/sklearn_fixtures.json"
+        );
         let text = std::fs::read_to_string(path).expect("fixture file is committed");
         serde_json::from_str(&text).expect("fixture is valid JSON")
     })
@@ -98,15 +101,29 @@ impl Checker {
     fn undefined_or_close(&mut self, what: &str, got: fm_eval::Result<f64>, expected: f64) {
         if expected.is_nan() {
             self.checks += 1;
-            assert!(matches!(got, Err(EvalError::Undefined { .. })), "{what}: expected Undefined, got {got:?}");
+            assert!(
+                matches!(got, Err(EvalError::Undefined { .. })),
+                "{what}: expected Undefined, got {got:?}"
+            );
         } else {
-            self.close(what, got.unwrap_or_else(|e| panic!("{what}: {e}")), expected);
+            self.close(
+                what,
+                got.unwrap_or_else(|e| panic!("{what}: {e}")),
+                expected,
+            );
         }
     }
 
     fn finish(&self, section: &str, at_least: usize) {
-        println!("{section}: {} comparisons, largest scaled difference {:e}", self.checks, self.worst);
-        assert!(self.checks >= at_least, "{section}: only {} comparisons ran", self.checks);
+        println!(
+            "{section}: {} comparisons, largest scaled difference {:e}",
+            self.checks, self.worst
+        );
+        assert!(
+            self.checks >= at_least,
+            "{section}: only {} comparisons ran",
+            self.checks
+        );
     }
 }
 
@@ -119,7 +136,13 @@ fn exact_sums_are_correctly_rounded() {
             s.add(x);
         }
         let expected = num(&case["exact"]);
-        assert_eq!(s.value().to_bits(), expected.to_bits(), "{}: {} vs {expected}", case["name"], s.value());
+        assert_eq!(
+            s.value().to_bits(),
+            expected.to_bits(),
+            "{}: {} vs {expected}",
+            case["name"],
+            s.value()
+        );
         checked += 1;
     }
     assert!(checked >= 7);
@@ -135,32 +158,79 @@ fn label_metrics_match_sklearn() {
         let y_pred = labels(&case["y_pred"]);
         let mut cm = ConfusionMatrix::new(k).unwrap();
         cm.update(&y_true, &y_pred).unwrap();
-        for (t, row) in case["confusion_matrix"].as_array().unwrap().iter().enumerate() {
+        for (t, row) in case["confusion_matrix"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .enumerate()
+        {
             for (p, count) in row.as_array().unwrap().iter().enumerate() {
-                assert_eq!(cm.get(t, p), count.as_u64().unwrap(), "{name}: cell ({t}, {p})");
+                assert_eq!(
+                    cm.get(t, p),
+                    count.as_u64().unwrap(),
+                    "{name}: cell ({t}, {p})"
+                );
             }
         }
-        c.close(&format!("{name} accuracy"), cm.accuracy().unwrap(), num(&case["accuracy"]));
+        c.close(
+            &format!("{name} accuracy"),
+            cm.accuracy().unwrap(),
+            num(&case["accuracy"]),
+        );
         let mut acc = Accuracy::new(k).unwrap();
         acc.update(&y_true, &y_pred).unwrap();
-        c.close(&format!("{name} Accuracy"), acc.compute().unwrap(), num(&case["accuracy"]));
+        c.close(
+            &format!("{name} Accuracy"),
+            acc.compute().unwrap(),
+            num(&case["accuracy"]),
+        );
         let balanced = num(&case["balanced_accuracy"]);
-        c.close(&format!("{name} balanced"), cm.balanced_accuracy(false).unwrap(), balanced);
+        c.close(
+            &format!("{name} balanced"),
+            cm.balanced_accuracy(false).unwrap(),
+            balanced,
+        );
         let adjusted = num(&case["balanced_accuracy_adjusted"]);
-        c.close(&format!("{name} balanced adj"), cm.balanced_accuracy(true).unwrap(), adjusted);
+        c.close(
+            &format!("{name} balanced adj"),
+            cm.balanced_accuracy(true).unwrap(),
+            adjusted,
+        );
         let mut ba = BalancedAccuracy::new(k, true).unwrap();
         ba.update(&y_true, &y_pred).unwrap();
-        c.close(&format!("{name} BalancedAccuracy"), ba.compute().unwrap(), adjusted);
+        c.close(
+            &format!("{name} BalancedAccuracy"),
+            ba.compute().unwrap(),
+            adjusted,
+        );
         let mcc = num(&case["matthews_corrcoef"]);
         c.close(&format!("{name} mcc"), cm.matthews_corrcoef().unwrap(), mcc);
         let mut m = MatthewsCorrcoef::new(k).unwrap();
         m.update(&y_true, &y_pred).unwrap();
-        c.close(&format!("{name} MatthewsCorrcoef"), m.compute().unwrap(), mcc);
+        c.close(
+            &format!("{name} MatthewsCorrcoef"),
+            m.compute().unwrap(),
+            mcc,
+        );
 
-        for (zd_name, zd) in [("zero", ZeroDivision::Zero), ("one", ZeroDivision::One), ("nan", ZeroDivision::NaN)] {
+        for (zd_name, zd) in [
+            ("zero", ZeroDivision::Zero),
+            ("one", ZeroDivision::One),
+            ("nan", ZeroDivision::NaN),
+        ] {
             let block = &case["prf"][zd_name];
-            for (beta_name, beta) in [("1", 1.0), ("0.5", 0.5), ("2", 2.0), ("0", 0.0), ("inf", f64::INFINITY)] {
-                let mut averages = vec![("micro", Average::Micro), ("macro", Average::Macro), ("weighted", Average::Weighted)];
+            for (beta_name, beta) in [
+                ("1", 1.0),
+                ("0.5", 0.5),
+                ("2", 2.0),
+                ("0", 0.0),
+                ("inf", f64::INFINITY),
+            ] {
+                let mut averages = vec![
+                    ("micro", Average::Micro),
+                    ("macro", Average::Macro),
+                    ("weighted", Average::Weighted),
+                ];
                 if k == 2 {
                     averages.push(("binary1", Average::Binary { pos_label: 1 }));
                     averages.push(("binary0", Average::Binary { pos_label: 0 }));
@@ -177,7 +247,11 @@ fn label_metrics_match_sklearn() {
                     if beta_name == "1" {
                         let mut p = Precision::new(k, average).unwrap().with_zero_division(zd);
                         p.update(&y_true, &y_pred).unwrap();
-                        c.close(&format!("{what} Precision"), p.compute().unwrap(), expected[0]);
+                        c.close(
+                            &format!("{what} Precision"),
+                            p.compute().unwrap(),
+                            expected[0],
+                        );
                         let mut r = Recall::new(k, average).unwrap().with_zero_division(zd);
                         r.update(&y_true, &y_pred).unwrap();
                         c.close(&format!("{what} Recall"), r.compute().unwrap(), expected[1]);
@@ -186,10 +260,23 @@ fn label_metrics_match_sklearn() {
                 let per = &block[format!("beta{beta_name}_per_class")];
                 let got = cm.per_class(beta, zd).unwrap();
                 let what = format!("{name} zd={zd_name} beta={beta_name} per-class");
-                c.all_close(&format!("{what} precision"), &got.precision, &nums(&per["precision"]));
-                c.all_close(&format!("{what} recall"), &got.recall, &nums(&per["recall"]));
+                c.all_close(
+                    &format!("{what} precision"),
+                    &got.precision,
+                    &nums(&per["precision"]),
+                );
+                c.all_close(
+                    &format!("{what} recall"),
+                    &got.recall,
+                    &nums(&per["recall"]),
+                );
                 c.all_close(&format!("{what} fbeta"), &got.fbeta, &nums(&per["fbeta"]));
-                let support: Vec<u64> = per["support"].as_array().unwrap().iter().map(|s| s.as_u64().unwrap()).collect();
+                let support: Vec<u64> = per["support"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| s.as_u64().unwrap())
+                    .collect();
                 assert_eq!(got.support, support, "{what} support");
             }
         }
@@ -209,7 +296,11 @@ fn top_k_matches_sklearn() {
             let k: usize = k.parse().unwrap();
             let mut top = TopKAccuracy::new(k, n).unwrap();
             top.update(&y, scores.view()).unwrap();
-            c.close(&format!("{name} k={k}"), top.compute().unwrap(), num(expected));
+            c.close(
+                &format!("{name} k={k}"),
+                top.compute().unwrap(),
+                num(expected),
+            );
         }
     }
     c.finish("top-k", 15);
@@ -224,10 +315,18 @@ fn ranking_metrics_match_sklearn() {
         let s = nums(&case["y_score"]);
         let mut auc = RocAuc::new();
         auc.update(&y, &s).unwrap();
-        c.undefined_or_close(&format!("{name} roc_auc"), auc.compute(), num(&case["roc_auc"]));
+        c.undefined_or_close(
+            &format!("{name} roc_auc"),
+            auc.compute(),
+            num(&case["roc_auc"]),
+        );
         let mut ap = AveragePrecision::new();
         ap.update(&y, &s).unwrap();
-        c.close(&format!("{name} average_precision"), ap.compute().unwrap(), num(&case["average_precision"]));
+        c.close(
+            &format!("{name} average_precision"),
+            ap.compute().unwrap(),
+            num(&case["average_precision"]),
+        );
     }
     for case in cases("ranking_ovr") {
         let name = case["name"].as_str().unwrap();
@@ -236,11 +335,19 @@ fn ranking_metrics_match_sklearn() {
         let s = matrix(&case["y_score"]);
         let mut auc = RocAucOvr::new(k).unwrap();
         auc.update(&y, s.view()).unwrap();
-        c.undefined_or_close(&format!("{name} roc_auc_ovr"), auc.compute(), num(&case["roc_auc_ovr_macro"]));
+        c.undefined_or_close(
+            &format!("{name} roc_auc_ovr"),
+            auc.compute(),
+            num(&case["roc_auc_ovr_macro"]),
+        );
         let mut ap = AveragePrecisionOvr::new(k).unwrap();
         ap.update(&y, s.view()).unwrap();
         let expected = num(&case["average_precision_ovr_macro"]);
-        c.close(&format!("{name} average_precision_ovr"), ap.compute().unwrap(), expected);
+        c.close(
+            &format!("{name} average_precision_ovr"),
+            ap.compute().unwrap(),
+            expected,
+        );
     }
     c.finish("ranking", 24);
 }
@@ -258,7 +365,11 @@ fn log_loss_matches_sklearn() {
         } else {
             loss.update(&y, matrix(&case["y_prob"]).view()).unwrap();
         }
-        c.close(&format!("{name} log_loss"), loss.compute().unwrap(), num(&case["log_loss"]));
+        c.close(
+            &format!("{name} log_loss"),
+            loss.compute().unwrap(),
+            num(&case["log_loss"]),
+        );
     }
     c.finish("log loss", 4);
 }
@@ -269,15 +380,28 @@ fn regression_metrics_match_sklearn() {
     for case in cases("regression") {
         let name = case["name"].as_str().unwrap();
         let mut reg = Regression::new();
-        reg.update(&nums(&case["y_true"]), &nums(&case["y_pred"])).unwrap();
+        reg.update(&nums(&case["y_true"]), &nums(&case["y_pred"]))
+            .unwrap();
         let m = reg.compute().unwrap();
         c.close(&format!("{name} mse"), m.mse, num(&case["mse"]));
         c.close(&format!("{name} rmse"), m.rmse, num(&case["rmse"]));
         c.close(&format!("{name} mae"), m.mae, num(&case["mae"]));
-        c.close(&format!("{name} max_error"), m.max_error, num(&case["max_error"]));
-        c.close(&format!("{name} explained_variance"), m.explained_variance, num(&case["explained_variance"]));
+        c.close(
+            &format!("{name} max_error"),
+            m.max_error,
+            num(&case["max_error"]),
+        );
+        c.close(
+            &format!("{name} explained_variance"),
+            m.explained_variance,
+            num(&case["explained_variance"]),
+        );
         c.undefined_or_close(&format!("{name} r2"), reg.r2(), num(&case["r2"]));
-        assert_eq!(m.r2.is_none(), num(&case["r2"]).is_nan(), "{name}: r2 presence");
+        assert_eq!(
+            m.r2.is_none(),
+            num(&case["r2"]).is_nan(),
+            "{name}: r2 presence"
+        );
     }
     c.finish("regression", 40);
 }
@@ -291,18 +415,38 @@ fn language_model_metrics_match_reference() {
         let targets = labels(&case["targets"]);
         let bytes = case["n_bytes"].as_u64().unwrap();
         let mut from_logits = TokenCrossEntropy::new(v).unwrap();
-        from_logits.update_logits(matrix(&case["logits"]).view(), &targets).unwrap();
+        from_logits
+            .update_logits(matrix(&case["logits"]).view(), &targets)
+            .unwrap();
         from_logits.add_bytes(bytes);
         let mut from_log_probs = TokenCrossEntropy::new(v).unwrap();
-        from_log_probs.update_log_probs(&nums(&case["target_log_probs"])).unwrap();
+        from_log_probs
+            .update_log_probs(&nums(&case["target_log_probs"]))
+            .unwrap();
         from_log_probs.add_bytes(bytes);
         for (how, lm) in [("logits", &from_logits), ("log_probs", &from_log_probs)] {
             let m = lm.compute().unwrap();
             let what = format!("{name} from {how}");
-            c.close(&format!("{what} cross_entropy"), m.mean_cross_entropy, num(&case["mean_cross_entropy"]));
-            c.close(&format!("{what} perplexity"), m.perplexity, num(&case["perplexity"]));
-            c.close(&format!("{what} bits_per_token"), m.bits_per_token, num(&case["bits_per_token"]));
-            c.close(&format!("{what} bits_per_byte"), m.bits_per_byte.unwrap(), num(&case["bits_per_byte"]));
+            c.close(
+                &format!("{what} cross_entropy"),
+                m.mean_cross_entropy,
+                num(&case["mean_cross_entropy"]),
+            );
+            c.close(
+                &format!("{what} perplexity"),
+                m.perplexity,
+                num(&case["perplexity"]),
+            );
+            c.close(
+                &format!("{what} bits_per_token"),
+                m.bits_per_token,
+                num(&case["bits_per_token"]),
+            );
+            c.close(
+                &format!("{what} bits_per_byte"),
+                m.bits_per_byte.unwrap(),
+                num(&case["bits_per_byte"]),
+            );
             assert_eq!(m.tokens, targets.len() as u64);
         }
     }

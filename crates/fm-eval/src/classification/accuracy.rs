@@ -175,7 +175,13 @@ impl TopKAccuracy {
     ) -> Result<()> {
         const METRIC: &str = "top_k_accuracy";
         let y_true = y_true.into();
-        check_lengths(METRIC, "y_true", y_true.len(), "y_score rows", y_score.nrows())?;
+        check_lengths(
+            METRIC,
+            "y_true",
+            y_true.len(),
+            "y_score rows",
+            y_score.nrows(),
+        )?;
         check_columns(METRIC, "y_score", y_score.shape(), self.n_classes)?;
         let y_true = contiguous(&y_true);
         check_labels(METRIC, "y_true", &y_true, self.n_classes, 0)?;
@@ -202,7 +208,10 @@ impl TopKAccuracy {
 fn is_top_k<S: Score>(row: &[S], target: usize, k: usize) -> bool {
     let s = row[target].to_f64();
     let above_before = row[..target].iter().filter(|&&x| x.to_f64() > s).count();
-    let above_after = row[target + 1..].iter().filter(|&&x| x.to_f64() >= s).count();
+    let above_after = row[target + 1..]
+        .iter()
+        .filter(|&&x| x.to_f64() >= s)
+        .count();
     above_before + above_after < k
 }
 
@@ -244,7 +253,11 @@ impl Metric for TopKAccuracy {
     }
 
     fn record(&self, out: &mut MetricValues) {
-        out.insert(&format!("top_{}_accuracy", self.k), self.compute(), Direction::HigherIsBetter);
+        out.insert(
+            &format!("top_{}_accuracy", self.k),
+            self.compute(),
+            Direction::HigherIsBetter,
+        );
     }
 }
 
@@ -267,19 +280,36 @@ mod tests {
 
     #[test]
     fn bad_input_is_named() {
-        assert!(TopKAccuracy::new(4, 3).unwrap_err().to_string().contains("k = 4"));
+        assert!(TopKAccuracy::new(4, 3)
+            .unwrap_err()
+            .to_string()
+            .contains("k = 4"));
         assert!(TopKAccuracy::new(0, 3).is_err());
         let mut top1 = TopKAccuracy::new(1, 3).unwrap();
-        let err = top1.update(&[0u8], array![[0.1, f64::NAN, 0.3]].view()).unwrap_err();
+        let err = top1
+            .update(&[0u8], array![[0.1, f64::NAN, 0.3]].view())
+            .unwrap_err();
         assert!(err.to_string().contains("y_score[0, 1] is NaN"), "{err}");
         let err = top1.update(&[0u8], array![[0.1, 0.3]].view()).unwrap_err();
         assert!(err.to_string().contains("3 columns"), "{err}");
-        let err = top1.update(&[0u8, 1], array![[0.1, 0.2, 0.3]].view()).unwrap_err();
-        assert!(matches!(err, EvalError::LengthMismatch { left_len: 2, right_len: 1, .. }));
+        let err = top1
+            .update(&[0u8, 1], array![[0.1, 0.2, 0.3]].view())
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            EvalError::LengthMismatch {
+                left_len: 2,
+                right_len: 1,
+                ..
+            }
+        ));
         assert_eq!(top1.count(), 0);
         let mut acc = Accuracy::new(2).unwrap();
         let empty: [u8; 0] = [];
-        assert!(matches!(acc.update(&empty, &empty), Err(EvalError::EmptyInput { .. })));
+        assert!(matches!(
+            acc.update(&empty, &empty),
+            Err(EvalError::EmptyInput { .. })
+        ));
         assert!(acc.compute().is_err());
     }
 }

@@ -131,7 +131,12 @@ impl ConfusionMatrix {
 
     /// Two classes need no table: with labels in {0, 1}, the four cells follow from Σt, Σp and
     /// Σ(t·p), sums that vectorise, so the matrix costs about what reading the labels costs.
-    fn count_binary<L: ClassLabel>(&mut self, metric: &'static str, y_true: &[L], y_pred: &[L]) -> Result<()> {
+    fn count_binary<L: ClassLabel>(
+        &mut self,
+        metric: &'static str,
+        y_true: &[L],
+        y_pred: &[L],
+    ) -> Result<()> {
         let (mut sum_true, mut sum_pred, mut sum_both) = (0u64, 0u64, 0u64);
         for (chunk, (t, p)) in y_true.chunks(CHUNK).zip(y_pred.chunks(CHUNK)).enumerate() {
             // Chunk sums fit in u32; `outside` collects any bit above the lowest.
@@ -165,7 +170,12 @@ impl ConfusionMatrix {
     /// tables shortens the store-to-load chains between them. Labels are checked in the same pass
     /// (a second pass would read the data from memory twice), and an error returns before the matrix
     /// is touched.
-    fn count_in_lanes<L: ClassLabel>(&mut self, metric: &'static str, y_true: &[L], y_pred: &[L]) -> Result<()> {
+    fn count_in_lanes<L: ClassLabel>(
+        &mut self,
+        metric: &'static str,
+        y_true: &[L],
+        y_pred: &[L],
+    ) -> Result<()> {
         let k = self.n_classes;
         // k ≤ MAX_LANE_CLASSES, so a * k + b stays far below 2^32.
         let k32 = k as u32;
@@ -173,7 +183,11 @@ impl ConfusionMatrix {
         let mut lanes = vec![0u32; LANES * cells];
         let mut batch = vec![0u64; cells];
         // Flushed to u64 long before a u32 lane cell could fill.
-        for (block, (t, p)) in y_true.chunks(1 << 31).zip(y_pred.chunks(1 << 31)).enumerate() {
+        for (block, (t, p)) in y_true
+            .chunks(1 << 31)
+            .zip(y_pred.chunks(1 << 31))
+            .enumerate()
+        {
             let (mut ts, mut ps) = (t.chunks_exact(LANES), p.chunks_exact(LANES));
             for (tl, pl) in (&mut ts).zip(&mut ps) {
                 for lane in 0..LANES {
@@ -207,7 +221,12 @@ impl ConfusionMatrix {
     /// Counts straight into the matrix (too few labels to pay for scratch tables, or too many
     /// classes for them to fit in cache), checking labels in the same pass; on a bad label, undoes
     /// what it counted.
-    fn count_in_place<L: ClassLabel>(&mut self, metric: &'static str, y_true: &[L], y_pred: &[L]) -> Result<()> {
+    fn count_in_place<L: ClassLabel>(
+        &mut self,
+        metric: &'static str,
+        y_true: &[L],
+        y_pred: &[L],
+    ) -> Result<()> {
         let k = self.n_classes;
         for (i, (&t, &p)) in y_true.iter().zip(y_pred).enumerate() {
             let (a, b) = (t.to_index(), p.to_index());
@@ -273,7 +292,17 @@ impl ConfusionMatrix {
             .map(|(&t, &a)| ratio(t as f64, a as f64, zd))
             .collect();
         let fbeta = (0..self.n_classes)
-            .map(|c| fbeta_from_counts(beta, tp[c], predicted[c], actual[c], precision[c], recall[c], zd))
+            .map(|c| {
+                fbeta_from_counts(
+                    beta,
+                    tp[c],
+                    predicted[c],
+                    actual[c],
+                    precision[c],
+                    recall[c],
+                    zd,
+                )
+            })
             .collect();
         Ok(PerClass {
             precision,
@@ -331,17 +360,23 @@ impl ConfusionMatrix {
 
     /// Precision combined by `average` (scikit-learn's `precision_score`).
     pub fn precision(&self, average: Average, zero_division: ZeroDivision) -> Result<f64> {
-        Ok(self.precision_recall_fscore(1.0, average, zero_division)?.precision)
+        Ok(self
+            .precision_recall_fscore(1.0, average, zero_division)?
+            .precision)
     }
 
     /// Recall combined by `average` (scikit-learn's `recall_score`).
     pub fn recall(&self, average: Average, zero_division: ZeroDivision) -> Result<f64> {
-        Ok(self.precision_recall_fscore(1.0, average, zero_division)?.recall)
+        Ok(self
+            .precision_recall_fscore(1.0, average, zero_division)?
+            .recall)
     }
 
     /// F-beta combined by `average` (scikit-learn's `fbeta_score`; `beta = 1` is `f1_score`).
     pub fn fbeta(&self, beta: f64, average: Average, zero_division: ZeroDivision) -> Result<f64> {
-        Ok(self.precision_recall_fscore(beta, average, zero_division)?.fbeta)
+        Ok(self
+            .precision_recall_fscore(beta, average, zero_division)?
+            .fbeta)
     }
 
     /// Mean recall over the classes that occur in `y_true` (scikit-learn's `balanced_accuracy_score`).
@@ -372,7 +407,10 @@ impl ConfusionMatrix {
         let n = i128::from(self.total);
         let correct: i128 = tp.iter().map(|&t| i128::from(t)).sum();
         let dot = |a: &[u64], b: &[u64]| -> i128 {
-            a.iter().zip(b).map(|(&x, &y)| i128::from(x) * i128::from(y)).sum()
+            a.iter()
+                .zip(b)
+                .map(|(&x, &y)| i128::from(x) * i128::from(y))
+                .sum()
         };
         let cov_true_pred = correct * n - dot(&actual, &predicted);
         let cov_pred_pred = n * n - dot(&predicted, &predicted);
@@ -409,8 +447,16 @@ impl ConfusionMatrix {
     fn record_into(&self, out: &mut MetricValues) {
         let zd = self.zero_division;
         out.insert("accuracy", self.accuracy(), Direction::HigherIsBetter);
-        out.insert("balanced_accuracy", self.balanced_accuracy(false), Direction::HigherIsBetter);
-        out.insert("matthews_corrcoef", self.matthews_corrcoef(), Direction::HigherIsBetter);
+        out.insert(
+            "balanced_accuracy",
+            self.balanced_accuracy(false),
+            Direction::HigherIsBetter,
+        );
+        out.insert(
+            "matthews_corrcoef",
+            self.matthews_corrcoef(),
+            Direction::HigherIsBetter,
+        );
         let mut averages = vec![Average::Micro, Average::Macro, Average::Weighted];
         if self.n_classes == 2 {
             averages.insert(0, Average::Binary { pos_label: 1 });
@@ -425,9 +471,21 @@ impl ConfusionMatrix {
                     reason: e.to_string(),
                 }),
             };
-            out.insert(&format!("precision_{key}"), pick(|v| v.precision), Direction::HigherIsBetter);
-            out.insert(&format!("recall_{key}"), pick(|v| v.recall), Direction::HigherIsBetter);
-            out.insert(&format!("f1_{key}"), pick(|v| v.fbeta), Direction::HigherIsBetter);
+            out.insert(
+                &format!("precision_{key}"),
+                pick(|v| v.precision),
+                Direction::HigherIsBetter,
+            );
+            out.insert(
+                &format!("recall_{key}"),
+                pick(|v| v.recall),
+                Direction::HigherIsBetter,
+            );
+            out.insert(
+                &format!("f1_{key}"),
+                pick(|v| v.fbeta),
+                Direction::HigherIsBetter,
+            );
         }
         out.count("samples", self.total);
     }
@@ -441,7 +499,12 @@ fn label_error<L: ClassLabel>(
     k: usize,
     from: usize,
 ) -> EvalError {
-    let first_bad = |labels: &[L]| labels[from..].iter().position(|l| l.to_index() >= k).map(|i| i + from);
+    let first_bad = |labels: &[L]| {
+        labels[from..]
+            .iter()
+            .position(|l| l.to_index() >= k)
+            .map(|i| i + from)
+    };
     let (what, labels, position) = match (first_bad(y_true), first_bad(y_pred)) {
         (Some(i), Some(j)) if j < i => ("y_pred", y_pred, j),
         (Some(i), _) => ("y_true", y_true, i),
@@ -625,7 +688,8 @@ macro_rules! confusion_wrapper {
 
             fn record(&self, out: &mut MetricValues) {
                 let $me2 = self;
-                out.insert(&$key, self.compute(), Direction::HigherIsBetter);
+                let key: String = $key;
+                out.insert(&key, self.compute(), Direction::HigherIsBetter);
             }
         }
     };
@@ -766,19 +830,32 @@ mod tests {
         t[9_000] = 3;
         let err = cm.update(&t, &p).unwrap_err();
         assert!(
-            matches!(err, EvalError::LabelOutOfRange { position: 9000, label: 3, n_classes: 3, .. }),
+            matches!(
+                err,
+                EvalError::LabelOutOfRange {
+                    position: 9000,
+                    label: 3,
+                    n_classes: 3,
+                    ..
+                }
+            ),
             "{err}"
         );
         assert_eq!(cm, before);
         let err = cm.update(&[0i64, -1], &[0i64, 0]).unwrap_err();
-        assert!(err.to_string().contains("y_true[1] = -1 is outside"), "{err}");
+        assert!(
+            err.to_string().contains("y_true[1] = -1 is outside"),
+            "{err}"
+        );
     }
 
     #[test]
     fn binary_average_needs_two_classes() {
         let mut cm = ConfusionMatrix::new(3).unwrap();
         cm.update(&[0u8, 1, 2], &[0u8, 1, 1]).unwrap();
-        assert!(cm.precision(Average::Binary { pos_label: 1 }, ZeroDivision::Zero).is_err());
+        assert!(cm
+            .precision(Average::Binary { pos_label: 1 }, ZeroDivision::Zero)
+            .is_err());
         assert!(Precision::new(2, Average::Binary { pos_label: 2 }).is_err());
         assert!(FBeta::new(2, -1.0, Average::Macro).is_err());
     }

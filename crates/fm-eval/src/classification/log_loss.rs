@@ -53,7 +53,13 @@ impl LogLoss {
         y_prob: ArrayView2<'_, S>,
     ) -> Result<()> {
         let y_true = y_true.into();
-        check_lengths(METRIC, "y_true", y_true.len(), "y_prob rows", y_prob.nrows())?;
+        check_lengths(
+            METRIC,
+            "y_true",
+            y_true.len(),
+            "y_prob rows",
+            y_prob.nrows(),
+        )?;
         check_columns(METRIC, "y_prob", y_prob.shape(), self.n_classes)?;
         let y_true = contiguous(&y_true);
         check_labels(METRIC, "y_true", &y_true, self.n_classes, 0)?;
@@ -86,7 +92,13 @@ impl LogLoss {
             });
         }
         let (y_true, p_positive) = (y_true.into(), p_positive.into());
-        check_lengths(METRIC, "y_true", y_true.len(), "p_positive", p_positive.len())?;
+        check_lengths(
+            METRIC,
+            "y_true",
+            y_true.len(),
+            "p_positive",
+            p_positive.len(),
+        )?;
         let y_true = contiguous(&y_true);
         check_labels(METRIC, "y_true", &y_true, 2, 0)?;
         let probs = contiguous(&p_positive);
@@ -108,7 +120,10 @@ fn clip_bounds<S: Score>() -> (f64, f64) {
 
 fn check_probabilities<S: Score>(probs: &[S], columns: usize) -> Result<()> {
     check_not_nan(METRIC, "y_prob", probs, columns)?;
-    if let Some(i) = probs.iter().position(|&p| !(0.0..=1.0).contains(&p.to_f64())) {
+    if let Some(i) = probs
+        .iter()
+        .position(|&p| !(0.0..=1.0).contains(&p.to_f64()))
+    {
         return Err(EvalError::OutOfRange {
             metric: METRIC,
             what: "y_prob",
@@ -164,11 +179,18 @@ mod tests {
     fn probabilities_are_checked_and_clipped() {
         let mut loss = LogLoss::new(2).unwrap();
         let err = loss.update(&[0u8], array![[1.5, -0.5]].view()).unwrap_err();
-        assert!(err.to_string().contains("y_prob[0, 0] = 1.5 is outside [0, 1]"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("y_prob[0, 0] = 1.5 is outside [0, 1]"),
+            "{err}"
+        );
         let err = loss.update_binary(&[0u8], &[f32::NAN]).unwrap_err();
         assert!(err.to_string().contains("NaN"), "{err}");
         loss.update_binary(&[1u8], &[0.0f64]).unwrap();
         assert_eq!(loss.compute().unwrap(), -(f64::EPSILON.ln()));
-        assert!(LogLoss::new(3).unwrap().update_binary(&[0u8], &[0.5]).is_err());
+        assert!(LogLoss::new(3)
+            .unwrap()
+            .update_binary(&[0u8], &[0.5])
+            .is_err());
     }
 }

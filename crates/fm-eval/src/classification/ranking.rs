@@ -75,6 +75,7 @@ impl SplitScores {
     fn rank(&self) -> Ranked {
         let mut pos = self.positives.clone();
         let mut neg = self.negatives.clone();
+        // pdqsort on u64 keys; an LSD radix sort measured no faster here at 5M keys.
         pos.sort_unstable();
         neg.sort_unstable();
         let n_pos = pos.len() as u64;
@@ -145,7 +146,13 @@ fn ovr_update<L: ClassLabel, S: Score>(
     y_score: ArrayView2<'_, S>,
 ) -> Result<()> {
     let n_classes = per_class.len();
-    check_lengths(metric, "y_true", y_true.len(), "y_score rows", y_score.nrows())?;
+    check_lengths(
+        metric,
+        "y_true",
+        y_true.len(),
+        "y_score rows",
+        y_score.nrows(),
+    )?;
     check_columns(metric, "y_score", y_score.shape(), n_classes)?;
     let y_true = contiguous(&y_true);
     check_labels(metric, "y_true", &y_true, n_classes, 0)?;
@@ -166,7 +173,9 @@ fn ovr_update<L: ClassLabel, S: Score>(
 }
 
 fn undefined_auc(metric: &'static str, scores: &SplitScores, class: Option<usize>) -> EvalError {
-    let which = class.map_or(String::new(), |c| format!(" for class {c} against the rest"));
+    let which = class.map_or(String::new(), |c| {
+        format!(" for class {c} against the rest")
+    });
     let present = if scores.positives.is_empty() {
         "no positive"
     } else {
@@ -249,7 +258,12 @@ impl AveragePrecision {
         y_true: impl Into<ArrayView1<'a, L>>,
         y_score: impl Into<ArrayView1<'b, S>>,
     ) -> Result<()> {
-        binary_update("average_precision", &mut self.scores, y_true.into(), y_score.into())
+        binary_update(
+            "average_precision",
+            &mut self.scores,
+            y_true.into(),
+            y_score.into(),
+        )
     }
 }
 
@@ -292,7 +306,11 @@ impl RocAucOvr {
         self.per_class
             .iter()
             .enumerate()
-            .map(|(c, s)| s.rank().roc_auc.ok_or_else(|| undefined_auc("roc_auc_ovr", s, Some(c))))
+            .map(|(c, s)| {
+                s.rank()
+                    .roc_auc
+                    .ok_or_else(|| undefined_auc("roc_auc_ovr", s, Some(c)))
+            })
             .collect()
     }
 }
@@ -324,7 +342,12 @@ impl AveragePrecisionOvr {
         y_true: impl Into<ArrayView1<'a, L>>,
         y_score: ArrayView2<'_, S>,
     ) -> Result<()> {
-        ovr_update("average_precision_ovr", &mut self.per_class, y_true.into(), y_score)
+        ovr_update(
+            "average_precision_ovr",
+            &mut self.per_class,
+            y_true.into(),
+            y_score,
+        )
     }
 
     /// The average precision of every class against the rest.
@@ -332,7 +355,11 @@ impl AveragePrecisionOvr {
         if self.count() == 0 {
             return Err(empty_accumulator("average_precision_ovr"));
         }
-        Ok(self.per_class.iter().map(|s| s.rank().average_precision).collect())
+        Ok(self
+            .per_class
+            .iter()
+            .map(|s| s.rank().average_precision)
+            .collect())
     }
 }
 
@@ -381,12 +408,17 @@ macro_rules! ranking_metric {
 }
 
 ranking_metric!(
-    RocAuc, "roc_auc", "roc_auc",
+    RocAuc,
+    "roc_auc",
+    "roc_auc",
     |me| {
         if me.scores.len() == 0 {
             return Err(empty_accumulator("roc_auc"));
         }
-        me.scores.rank().roc_auc.ok_or_else(|| undefined_auc("roc_auc", &me.scores, None))
+        me.scores
+            .rank()
+            .roc_auc
+            .ok_or_else(|| undefined_auc("roc_auc", &me.scores, None))
     },
     |me| me.scores.len(),
     |_me, _other| Ok(()),
@@ -395,7 +427,9 @@ ranking_metric!(
 );
 
 ranking_metric!(
-    AveragePrecision, "average_precision", "average_precision",
+    AveragePrecision,
+    "average_precision",
+    "average_precision",
     |me| {
         if me.scores.len() == 0 {
             return Err(empty_accumulator("average_precision"));
@@ -409,20 +443,36 @@ ranking_metric!(
 );
 
 ranking_metric!(
-    RocAucOvr, "roc_auc_ovr", "roc_auc_ovr_macro",
+    RocAucOvr,
+    "roc_auc_ovr",
+    "roc_auc_ovr_macro",
     |me| Ok(mean(&me.per_class()?)),
     |me| me.per_class[0].len(),
     |me, other| check_same_classes("roc_auc_ovr", me.per_class.len(), other.per_class.len()),
-    |me, other| me.per_class.iter_mut().zip(&other.per_class).for_each(|(a, b)| a.extend(b)),
+    |me, other| me
+        .per_class
+        .iter_mut()
+        .zip(&other.per_class)
+        .for_each(|(a, b)| a.extend(b)),
     |me| me.per_class.iter_mut().for_each(SplitScores::clear)
 );
 
 ranking_metric!(
-    AveragePrecisionOvr, "average_precision_ovr", "average_precision_ovr_macro",
+    AveragePrecisionOvr,
+    "average_precision_ovr",
+    "average_precision_ovr_macro",
     |me| Ok(mean(&me.per_class()?)),
     |me| me.per_class[0].len(),
-    |me, other| check_same_classes("average_precision_ovr", me.per_class.len(), other.per_class.len()),
-    |me, other| me.per_class.iter_mut().zip(&other.per_class).for_each(|(a, b)| a.extend(b)),
+    |me, other| check_same_classes(
+        "average_precision_ovr",
+        me.per_class.len(),
+        other.per_class.len()
+    ),
+    |me, other| me
+        .per_class
+        .iter_mut()
+        .zip(&other.per_class)
+        .for_each(|(a, b)| a.extend(b)),
     |me| me.per_class.iter_mut().for_each(SplitScores::clear)
 );
 
@@ -432,7 +482,17 @@ mod tests {
 
     #[test]
     fn keys_preserve_order() {
-        let xs = [f64::NEG_INFINITY, -1e300, -1.0, -f64::MIN_POSITIVE, -0.0, 0.0, 5e-324, 1.0, f64::INFINITY];
+        let xs = [
+            f64::NEG_INFINITY,
+            -1e300,
+            -1.0,
+            -f64::MIN_POSITIVE,
+            -0.0,
+            0.0,
+            5e-324,
+            1.0,
+            f64::INFINITY,
+        ];
         for w in xs.windows(2) {
             assert!(score_key(w[0]) <= score_key(w[1]), "{} {}", w[0], w[1]);
         }

@@ -20,6 +20,9 @@ use ndarray::Array2;
 
 const N: usize = 10_000_000;
 
+/// A named timed job.
+type Job<'a> = (&'static str, Box<dyn FnMut() + 'a>);
+
 struct Rng(u64);
 
 impl Rng {
@@ -75,7 +78,7 @@ fn time(f: &mut dyn FnMut()) -> f64 {
 
 /// Times each named job `repeats` times, interleaved (job 1, job 2, ..., job 1, ...), after one
 /// warm-up round; returns (median, min) seconds per job.
-fn interleaved(repeats: usize, jobs: &mut [(&str, Box<dyn FnMut() + '_>)]) -> Vec<(f64, f64)> {
+fn interleaved(repeats: usize, jobs: &mut [Job<'_>]) -> Vec<(f64, f64)> {
     for (_, job) in jobs.iter_mut() {
         job();
     }
@@ -121,7 +124,7 @@ fn label_table(repeats: usize, k: u64, rng: &mut Rng) {
             .build()
             .unwrap();
         let results = pool.install(|| {
-            let mut jobs: Vec<(&str, Box<dyn FnMut()>)> = if threads == 1 {
+            let mut jobs: Vec<Job<'_>> = if threads == 1 {
                 vec![
                     (
                         "plain sum",
@@ -213,7 +216,7 @@ fn other_metrics(repeats: usize, rng: &mut Rng) {
     let matrix =
         Array2::from_shape_fn((rows, k), |(i, c)| ((i * 31 + c * 17) % 101) as f32 / 101.0);
     let row_labels: Vec<u32> = (0..rows).map(|i| (i % k) as u32).collect();
-    let mut jobs: Vec<(&str, Box<dyn FnMut()>)> = vec![
+    let mut jobs: Vec<Job<'_>> = vec![
         (
             "plain sum",
             Box::new(|| {

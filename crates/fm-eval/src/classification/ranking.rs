@@ -410,7 +410,6 @@ macro_rules! ranking_metric {
 ranking_metric!(
     RocAuc,
     "roc_auc",
-    "roc_auc",
     |me| {
         if me.scores.len() == 0 {
             return Err(empty_accumulator("roc_auc"));
@@ -429,7 +428,6 @@ ranking_metric!(
 ranking_metric!(
     AveragePrecision,
     "average_precision",
-    "average_precision",
     |me| {
         if me.scores.len() == 0 {
             return Err(empty_accumulator("average_precision"));
@@ -444,7 +442,6 @@ ranking_metric!(
 
 ranking_metric!(
     RocAucOvr,
-    "roc_auc_ovr",
     "roc_auc_ovr_macro",
     |me| Ok(mean(&me.per_class()?)),
     |me| me.per_class[0].len(),
@@ -459,7 +456,6 @@ ranking_metric!(
 
 ranking_metric!(
     AveragePrecisionOvr,
-    "average_precision_ovr",
     "average_precision_ovr_macro",
     |me| Ok(mean(&me.per_class()?)),
     |me| me.per_class[0].len(),

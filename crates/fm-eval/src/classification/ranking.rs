@@ -368,7 +368,7 @@ fn mean(values: &[f64]) -> f64 {
 }
 
 macro_rules! ranking_metric {
-    ($name:ident, $metric:literal, $key:literal, |$me:ident| $compute:expr, |$me2:ident| $len:expr,
+    ($name:ident, $key:literal, |$me:ident| $compute:expr, |$me2:ident| $len:expr,
      |$me3:ident, $other:ident| $check:expr, |$me4:ident, $other2:ident| $merge:expr, |$me5:ident| $reset:expr) => {
         impl Metric for $name {
             type Output = f64;

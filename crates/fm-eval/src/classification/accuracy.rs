@@ -13,9 +13,8 @@ use crate::input::{
 };
 use crate::metric::{Direction, Metric, MetricValues};
 
-/// Labels are checked and compared in chunks this long: both label chunks (16 KB as `u32`) stay in
-/// L1 between the check and the count, so each batch is read from memory once.
-const CHUNK: usize = 2048;
+/// Labels are checked and counted in chunks this long; a chunk's counts fit in `u32`.
+const CHUNK: usize = 1 << 16;
 
 /// The fraction of predictions equal to the true label (scikit-learn's `accuracy_score`).
 ///
@@ -57,12 +56,23 @@ impl Accuracy {
         check_lengths("accuracy", "y_true", y_true.len(), "y_pred", y_pred.len())?;
         let y_true = contiguous(&y_true);
         let y_pred = contiguous(&y_pred);
+        let k = u32::try_from(self.n_classes).expect("n_classes fits in u32 (checked in new)");
         let mut correct = 0u64;
         for (chunk, (t, p)) in y_true.chunks(CHUNK).zip(y_pred.chunks(CHUNK)).enumerate() {
-            let offset = chunk * CHUNK;
-            check_labels("accuracy", "y_true", t, self.n_classes, offset)?;
-            check_labels("accuracy", "y_pred", p, self.n_classes, offset)?;
-            correct += count_equal(t, p);
+            // One pass that both checks and counts (a separate checking pass would read the
+            // data from memory twice), in u32 lanes; the position of a bad label is only
+            // searched for once the chunk's maximum shows there is one.
+            let (mut max, mut matches) = (0u32, 0u32);
+            for (&a, &b) in t.iter().zip(p) {
+                let (a, b) = (a.to_u32_or_max(), b.to_u32_or_max());
+                max = max.max(a).max(b);
+                matches += u32::from(a == b);
+            }
+            if max >= k {
+                check_labels("accuracy", "y_true", t, self.n_classes, chunk * CHUNK)?;
+                check_labels("accuracy", "y_pred", p, self.n_classes, chunk * CHUNK)?;
+            }
+            correct += u64::from(matches);
         }
         self.correct += correct;
         self.total += y_true.len() as u64;
@@ -73,17 +83,6 @@ impl Accuracy {
     pub fn correct(&self) -> u64 {
         self.correct
     }
-}
-
-/// Matches in one chunk, compared in the label's own type (equal values are equal classes once
-/// labels are checked) and counted in `u32` lanes, as a chunk is far shorter than 2^32.
-#[inline]
-fn count_equal<L: ClassLabel>(y_true: &[L], y_pred: &[L]) -> u64 {
-    let mut matches = 0u32;
-    for (t, p) in y_true.iter().zip(y_pred) {
-        matches += u32::from(t == p);
-    }
-    u64::from(matches)
 }
 
 impl Metric for Accuracy {

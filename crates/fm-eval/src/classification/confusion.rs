@@ -20,7 +20,7 @@ use crate::metric::{Direction, Metric, MetricValues};
 /// validation pass and the counting pass, so the data is read from memory once.
 const CHUNK: usize = 2048;
 /// Scratch lane tables are used up to this many classes (4 x 256² `u32` = 1 MB, about L2).
-const MAX_LANE_CLASSES: usize = 256;
+const MAX_LANE_CLASSES: usize = 64;
 /// Number of independent lane tables.
 const LANES: usize = 8;
 

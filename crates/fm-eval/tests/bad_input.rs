@@ -190,10 +190,28 @@ fn failed_updates_change_nothing() {
     let mut acc = Accuracy::new(3).unwrap();
     acc.update(&[0u8, 1], &[0u8, 0]).unwrap();
     let before = acc.clone();
-    let mut long_true = vec![1u8; 20_000];
-    long_true[19_999] = 9; // past the first chunks, which were already compared
-    assert!(acc.update(&long_true, &vec![1u8; 20_000]).is_err());
+    // The bad label sits past the first chunks, which were already compared (and, for the
+    // confusion matrix's lane and in-place paths, counted).
+    let n = 150_000;
+    let mut long_true = vec![1u8; n];
+    long_true[n - 1] = 9;
+    let long_pred = vec![1u8; n];
+    let err = acc.update(&long_true, &long_pred).unwrap_err();
+    assert!(err.to_string().contains("y_true[149999] = 9"), "{err}");
     assert_eq!(acc, before);
+    for k in [2, 3, 100] {
+        let mut cm = ConfusionMatrix::new(k).unwrap();
+        cm.update(&[0u8, 1], &[1u8, 1]).unwrap();
+        let before = cm.clone();
+        let mut bad_pred = long_pred.clone();
+        bad_pred[n - 2] = 200;
+        let err = cm.update(&long_true, &bad_pred).unwrap_err();
+        assert!(
+            err.to_string().contains("y_pred[149998] = 200"),
+            "k = {k}: {err}"
+        );
+        assert_eq!(cm, before, "k = {k}");
+    }
 
     let mut auc = RocAucOvr::new(2).unwrap();
     assert!(auc

@@ -171,6 +171,31 @@ fn label_metrics_merge_exactly() {
         },
         trials,
     );
+    let (y2, pred2): (Vec<u8>, Vec<u8>) = y
+        .iter()
+        .zip(&pred)
+        .map(|(&a, &b)| ((a % 2) as u8, (b % 2) as u8))
+        .unzip();
+    check_merge_law(
+        "confusion_matrix_k2",
+        || ConfusionMatrix::new(2).unwrap(),
+        n,
+        |m, r| m.update(&y2[r.clone()], &pred2[r]).unwrap(),
+        |m| {
+            let mut out: Vec<f64> = m.matrix().iter().map(|&c| c as f64).collect();
+            out.push(m.matthews_corrcoef().unwrap());
+            out.push(
+                m.fbeta(
+                    1.0,
+                    Average::Binary { pos_label: 1 },
+                    fm_eval::ZeroDivision::Zero,
+                )
+                .unwrap(),
+            );
+            out
+        },
+        trials,
+    );
     check_merge_law(
         "accuracy",
         || Accuracy::new(k).unwrap(),

@@ -11,8 +11,7 @@ use ndarray::{ArrayView1, ArrayView2};
 use super::{Average, ZeroDivision};
 use crate::error::{EvalError, Result};
 use crate::input::{
-    check_labels, check_lengths, check_n_classes, check_same_classes, contiguous,
-    empty_accumulator, ClassLabel,
+    check_lengths, check_n_classes, check_same_classes, contiguous, empty_accumulator, ClassLabel,
 };
 use crate::metric::{Direction, Metric, MetricValues};
 
@@ -149,8 +148,7 @@ impl ConfusionMatrix {
                 sb += a & b;
             }
             if outside != 0 {
-                check_labels(metric, "y_true", t, 2, chunk * CHUNK)?;
-                check_labels(metric, "y_pred", p, 2, chunk * CHUNK)?;
+                return Err(label_error(metric, y_true, y_pred, 2, chunk * CHUNK));
             }
             sum_true += u64::from(st);
             sum_pred += u64::from(sp);
@@ -161,7 +159,7 @@ impl ConfusionMatrix {
         self.counts[3] += sum_both;
         self.counts[2] += sum_true - sum_both;
         self.counts[1] += sum_pred - sum_both;
-        self.counts[0] += n - sum_true - sum_pred + sum_both;
+        self.counts[0] += n + sum_both - sum_true - sum_pred;
         Ok(())
     }
 
@@ -847,6 +845,29 @@ mod tests {
             err.to_string().contains("y_true[1] = -1 is outside"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn every_counting_path_agrees_with_a_plain_loop() {
+        // Two classes (sums), few classes with a long batch (lane tables), many classes (in place);
+        // mostly-positive labels once caught an unsigned underflow in the two-class path.
+        for (k, n) in [(2usize, 70_000usize), (3, 5_000), (70, 3_000), (2, 10)] {
+            let t: Vec<u16> = (0..n).map(|i| ((i * 7 + i / 3) % k) as u16).collect();
+            let p: Vec<u16> = (0..n)
+                .map(|i| if i % 5 == 0 { (i % k) as u16 } else { t[i] })
+                .collect();
+            let ones = vec![1u16; n];
+            for (t, p) in [(&t, &p), (&ones, &ones)] {
+                let mut cm = ConfusionMatrix::new(k).unwrap();
+                cm.update(t, p).unwrap();
+                let mut expected = vec![0u64; k * k];
+                for (&a, &b) in t.iter().zip(p.iter()) {
+                    expected[a as usize * k + b as usize] += 1;
+                }
+                assert_eq!(cm.counts, expected, "k = {k}, n = {n}");
+                assert_eq!(cm.total(), n as u64);
+            }
+        }
     }
 
     #[test]

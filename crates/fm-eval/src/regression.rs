@@ -40,8 +40,9 @@ pub struct Regression {
     sum_residual: ExactSum,
     sum_true: ExactSum,
     sum_sq_true: ExactSum,
-    residual_range: Option<(f64, f64)>,
-    true_range: Option<(f64, f64)>,
+    /// (min, max) of the residuals and of `y_true`; (+inf, -inf) while empty.
+    residual_range: (f64, f64),
+    true_range: (f64, f64),
     max_abs_residual: f64,
 }
 
@@ -81,8 +82,8 @@ impl Regression {
             sum_residual: ExactSum::new(),
             sum_true: ExactSum::new(),
             sum_sq_true: ExactSum::new(),
-            residual_range: None,
-            true_range: None,
+            residual_range: EMPTY_RANGE,
+            true_range: EMPTY_RANGE,
             max_abs_residual: 0.0,
         }
     }
@@ -111,8 +112,8 @@ impl Regression {
             self.sum_true.add(t);
             self.sum_sq_true.add_product(t, t);
             self.max_abs_residual = self.max_abs_residual.max(d.abs());
-            self.residual_range = Some(widen(self.residual_range, d));
-            self.true_range = Some(widen(self.true_range, t));
+            self.residual_range = widen(self.residual_range, (d, d));
+            self.true_range = widen(self.true_range, (t, t));
         }
         self.n += y_true.len() as u64;
         Ok(())
@@ -186,11 +187,10 @@ fn check_finite<S: Score>(what: &'static str, values: &[S]) -> Result<()> {
     Ok(())
 }
 
-fn widen(range: Option<(f64, f64)>, x: f64) -> (f64, f64) {
-    match range {
-        None => (x, x),
-        Some((lo, hi)) => (lo.min(x), hi.max(x)),
-    }
+const EMPTY_RANGE: (f64, f64) = (f64::INFINITY, f64::NEG_INFINITY);
+
+fn widen(range: (f64, f64), other: (f64, f64)) -> (f64, f64) {
+    (range.0.min(other.0), range.1.max(other.1))
 }
 
 /// `1 − numerator / denominator` with scikit-learn's `force_finite` rules for a zero denominator.
@@ -206,8 +206,8 @@ fn fraction_explained(numerator: f64, denominator: f64) -> f64 {
 
 /// `n Σx² − (Σx)²` (n times the sum of squared deviations from the mean), exactly 0 when all values
 /// were equal and otherwise accurate to about 2^-158 of `n Σx²`.
-fn n_times_centered(n: u64, sum_sq: &ExactSum, sum: &ExactSum, range: Option<(f64, f64)>) -> f64 {
-    if matches!(range, Some((lo, hi)) if lo == hi) {
+fn n_times_centered(n: u64, sum_sq: &ExactSum, sum: &ExactSum, range: (f64, f64)) -> f64 {
+    if range.0 == range.1 {
         return 0.0;
     }
     let a = three_parts(sum_sq);
@@ -259,14 +259,8 @@ impl Metric for Regression {
         self.sum_true.merge(&other.sum_true);
         self.sum_sq_true.merge(&other.sum_sq_true);
         self.max_abs_residual = self.max_abs_residual.max(other.max_abs_residual);
-        for (mine, theirs) in [
-            (&mut self.residual_range, other.residual_range),
-            (&mut self.true_range, other.true_range),
-        ] {
-            if let Some((lo, hi)) = theirs {
-                *mine = Some(widen(Some(widen(*mine, lo)), hi));
-            }
-        }
+        self.residual_range = widen(self.residual_range, other.residual_range);
+        self.true_range = widen(self.true_range, other.true_range);
         Ok(())
     }
 

@@ -35,9 +35,7 @@ use fm_tensor::{Element, Tensor, TensorError};
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
 
 use crate::binary::{bce_with_logits_backward_targets, BceOptions};
-use crate::cross_entropy::{
-    cross_entropy_with_probs_backward_probs, CrossEntropyOptions,
-};
+use crate::cross_entropy::{cross_entropy_with_probs_backward_probs, CrossEntropyOptions};
 use crate::error::{LossError, Result};
 use crate::hinge::{HingeOptions, MultiMarginOptions};
 use crate::kl::{kl_div_backward_target, KlDivOptions};
@@ -47,7 +45,8 @@ use crate::regression::HuberOptions;
 use crate::targets::{ClassIndex, ClassTargets};
 
 type ValueFn<T> = Box<dyn Fn(&[ArrayViewD<'_, T>]) -> Result<ArrayD<T>> + Send + Sync>;
-type GradFn<T> = Box<dyn Fn(&BackwardContext<'_, T>) -> Result<Vec<Option<ArrayD<T>>>> + Send + Sync>;
+type GradFn<T> =
+    Box<dyn Fn(&BackwardContext<'_, T>) -> Result<Vec<Option<ArrayD<T>>>> + Send + Sync>;
 
 /// A loss recorded on a tape: the [`CustomOp`] adapter behind every function of this module.
 ///
@@ -87,7 +86,8 @@ impl<T: Element> std::fmt::Debug for LossOp<T> {
 }
 
 type PairValue<T, O> = fn(ArrayViewD<'_, T>, ArrayViewD<'_, T>, &O) -> Result<ArrayD<T>>;
-type PairGrad<T, O> = fn(ArrayViewD<'_, T>, ArrayViewD<'_, T>, ArrayViewD<'_, T>, &O) -> Result<ArrayD<T>>;
+type PairGrad<T, O> =
+    fn(ArrayViewD<'_, T>, ArrayViewD<'_, T>, ArrayViewD<'_, T>, &O) -> Result<ArrayD<T>>;
 
 /// How a two-input loss differentiates with respect to its target.
 enum TargetGrad<T, O> {
@@ -126,7 +126,9 @@ impl<T: Element> LossOp<T> {
             grads: Box::new(move |ctx| {
                 expect_inputs(name, ctx.inputs.len(), 2)?;
                 let (x, y, g) = (&ctx.inputs[0], &ctx.inputs[1], &ctx.grad_output);
-                let dx = if ctx.needs_grad[0] || (ctx.needs_grad[1] && matches!(grad_target, TargetGrad::Negated)) {
+                let dx = if ctx.needs_grad[0]
+                    || (ctx.needs_grad[1] && matches!(grad_target, TargetGrad::Negated))
+                {
                     Some(grad_input(x.view(), y.view(), g.view(), &options)?)
                 } else {
                     None
@@ -134,7 +136,9 @@ impl<T: Element> LossOp<T> {
                 let dy = match (&grad_target, ctx.needs_grad[1]) {
                     (_, false) => None,
                     (TargetGrad::Negated, true) => dx.as_ref().map(|d| d.mapv(|v| -v)),
-                    (TargetGrad::Kernel(k), true) => Some(k(x.view(), y.view(), g.view(), &options)?),
+                    (TargetGrad::Kernel(k), true) => {
+                        Some(k(x.view(), y.view(), g.view(), &options)?)
+                    }
                 };
                 Ok(vec![dx.filter(|_| ctx.needs_grad[0]), dy])
             }),
@@ -231,7 +235,12 @@ impl<T: Element> LossOp<T> {
             }),
             grads: Box::new(move |ctx| {
                 expect_inputs("hinge", ctx.inputs.len(), 1)?;
-                let g = crate::hinge_backward(ctx.inputs[0].view(), labels.view(), ctx.grad_output.view(), &options)?;
+                let g = crate::hinge_backward(
+                    ctx.inputs[0].view(),
+                    labels.view(),
+                    ctx.grad_output.view(),
+                    &options,
+                )?;
                 Ok(vec![Some(g)])
             }),
             precomputed: None,
@@ -239,7 +248,10 @@ impl<T: Element> LossOp<T> {
     }
 
     /// Multiclass hinge loss against fixed class indices; one input (scores).
-    pub fn multi_margin<'a, I: ClassIndex>(targets: impl Into<ClassTargets<'a, I>>, options: MultiMarginOptions) -> Self {
+    pub fn multi_margin<'a, I: ClassIndex>(
+        targets: impl Into<ClassTargets<'a, I>>,
+        options: MultiMarginOptions,
+    ) -> Self {
         let targets = Arc::new(owned_targets(targets.into()));
         let options = Arc::new(options);
         let (t2, o2) = (Arc::clone(&targets), Arc::clone(&options));
@@ -251,7 +263,12 @@ impl<T: Element> LossOp<T> {
             }),
             grads: Box::new(move |ctx| {
                 expect_inputs("multi_margin", ctx.inputs.len(), 1)?;
-                let g = crate::multi_margin_backward(ctx.inputs[0].view(), targets.view(), ctx.grad_output.view(), &options)?;
+                let g = crate::multi_margin_backward(
+                    ctx.inputs[0].view(),
+                    targets.view(),
+                    ctx.grad_output.view(),
+                    &options,
+                )?;
                 Ok(vec![Some(g)])
             }),
             precomputed: None,
@@ -259,7 +276,10 @@ impl<T: Element> LossOp<T> {
     }
 
     /// Negative log-likelihood against fixed class indices; one input (log-probabilities).
-    pub fn nll_loss<'a, I: ClassIndex>(targets: impl Into<ClassTargets<'a, I>>, options: NllOptions) -> Self {
+    pub fn nll_loss<'a, I: ClassIndex>(
+        targets: impl Into<ClassTargets<'a, I>>,
+        options: NllOptions,
+    ) -> Self {
         let targets = Arc::new(owned_targets(targets.into()));
         let options = Arc::new(options);
         let (t2, o2) = (Arc::clone(&targets), Arc::clone(&options));
@@ -271,7 +291,12 @@ impl<T: Element> LossOp<T> {
             }),
             grads: Box::new(move |ctx| {
                 expect_inputs("nll_loss", ctx.inputs.len(), 1)?;
-                let g = crate::nll_loss_backward(ctx.inputs[0].view(), targets.view(), ctx.grad_output.view(), &options)?;
+                let g = crate::nll_loss_backward(
+                    ctx.inputs[0].view(),
+                    targets.view(),
+                    ctx.grad_output.view(),
+                    &options,
+                )?;
                 Ok(vec![Some(g)])
             }),
             precomputed: None,
@@ -292,7 +317,11 @@ impl<T: Element> LossOp<T> {
         let options = Arc::new(options);
         let fuse = fuse_gradient && options.reduction != Reduction::None;
         let saved: Arc<Mutex<Option<ArrayD<T>>>> = Arc::new(Mutex::new(None));
-        let (t2, o2, s2) = (Arc::clone(&targets), Arc::clone(&options), Arc::clone(&saved));
+        let (t2, o2, s2) = (
+            Arc::clone(&targets),
+            Arc::clone(&options),
+            Arc::clone(&saved),
+        );
         LossOp {
             name: "cross_entropy",
             value: Box::new(move |x| {
@@ -301,7 +330,8 @@ impl<T: Element> LossOp<T> {
                     return crate::cross_entropy(x[0].view(), t2.view(), &o2);
                 }
                 let mut grad = ArrayD::<T>::zeros(x[0].raw_dim());
-                let loss = crate::fused_cross_entropy(x[0].view(), t2.view(), &o2, grad.view_mut())?;
+                let loss =
+                    crate::fused_cross_entropy(x[0].view(), t2.view(), &o2, grad.view_mut())?;
                 *s2.lock().unwrap_or_else(PoisonError::into_inner) = Some(grad);
                 Ok(loss)
             }),
@@ -314,14 +344,24 @@ impl<T: Element> LossOp<T> {
                 let grad = match kept {
                     Some(mut grad) => {
                         // The kept gradient is for an output gradient of 1.
-                        let g = ctx.grad_output.iter().next().copied().unwrap_or_else(T::one);
+                        let g = ctx
+                            .grad_output
+                            .iter()
+                            .next()
+                            .copied()
+                            .unwrap_or_else(T::one);
                         if g != T::one() {
                             grad.par_mapv_inplace(|v| v * g);
                         }
                         grad
                     }
                     // A second backward pass over the same tape: recompute.
-                    None => crate::cross_entropy_backward(ctx.inputs[0].view(), targets.view(), ctx.grad_output.view(), &options)?,
+                    None => crate::cross_entropy_backward(
+                        ctx.inputs[0].view(),
+                        targets.view(),
+                        ctx.grad_output.view(),
+                        &options,
+                    )?,
                 };
                 Ok(vec![Some(grad)])
             }),
@@ -351,17 +391,29 @@ fn wants_grad<T: Element>(var: Var<'_, T>) -> bool {
 }
 
 /// Mean squared error between `input` and `target` (same shape).
-pub fn mse<'t, T: Element>(input: Var<'t, T>, target: Var<'t, T>, reduction: Reduction) -> Result<Var<'t, T>> {
+pub fn mse<'t, T: Element>(
+    input: Var<'t, T>,
+    target: Var<'t, T>,
+    reduction: Reduction,
+) -> Result<Var<'t, T>> {
     record(LossOp::mse(reduction), &[input, target])
 }
 
 /// Mean absolute error between `input` and `target` (same shape).
-pub fn mae<'t, T: Element>(input: Var<'t, T>, target: Var<'t, T>, reduction: Reduction) -> Result<Var<'t, T>> {
+pub fn mae<'t, T: Element>(
+    input: Var<'t, T>,
+    target: Var<'t, T>,
+    reduction: Reduction,
+) -> Result<Var<'t, T>> {
     record(LossOp::mae(reduction), &[input, target])
 }
 
 /// Huber loss between `input` and `target` (same shape).
-pub fn huber<'t, T: Element>(input: Var<'t, T>, target: Var<'t, T>, options: &HuberOptions) -> Result<Var<'t, T>> {
+pub fn huber<'t, T: Element>(
+    input: Var<'t, T>,
+    target: Var<'t, T>,
+    options: &HuberOptions,
+) -> Result<Var<'t, T>> {
     record(LossOp::huber(*options), &[input, target])
 }
 
@@ -392,7 +444,10 @@ pub fn cross_entropy_with_probs<'t, T: Element>(
     probs: Var<'t, T>,
     options: &CrossEntropyOptions,
 ) -> Result<Var<'t, T>> {
-    record(LossOp::cross_entropy_with_probs(options.clone()), &[logits, probs])
+    record(
+        LossOp::cross_entropy_with_probs(options.clone()),
+        &[logits, probs],
+    )
 }
 
 /// Negative log-likelihood of class indices under `log_probs` (classes last).
@@ -432,6 +487,10 @@ pub fn multi_margin<'t, 'a, T: Element, I: ClassIndex>(
 }
 
 /// KL divergence of `target` from the log-probabilities `input` (same shape).
-pub fn kl_div<'t, T: Element>(input: Var<'t, T>, target: Var<'t, T>, options: &KlDivOptions) -> Result<Var<'t, T>> {
+pub fn kl_div<'t, T: Element>(
+    input: Var<'t, T>,
+    target: Var<'t, T>,
+    options: &KlDivOptions,
+) -> Result<Var<'t, T>> {
     record(LossOp::kl_div(*options), &[input, target])
 }

@@ -109,10 +109,18 @@ pub fn bce_with_logits_backward<T: Element>(
 ) -> Result<ArrayD<T>> {
     const OP: &str = "bce_with_logits_backward";
     options.check(OP, logits.shape())?;
-    pointwise::backward(OP, logits, targets, grad_output, options.reduction, None, |x, y, c| {
-        let (w, p) = options.factors::<T>(c);
-        w * ((T::one() - y) * sigmoid(x) - p * y * sigmoid(-x))
-    })
+    pointwise::backward(
+        OP,
+        logits,
+        targets,
+        grad_output,
+        options.reduction,
+        None,
+        |x, y, c| {
+            let (w, p) = options.factors::<T>(c);
+            w * ((T::one() - y) * sigmoid(x) - p * y * sigmoid(-x))
+        },
+    )
 }
 
 /// ∂[`bce_with_logits`]/∂targets.
@@ -124,10 +132,18 @@ pub fn bce_with_logits_backward_targets<T: Element>(
 ) -> Result<ArrayD<T>> {
     const OP: &str = "bce_with_logits_backward_targets";
     options.check(OP, logits.shape())?;
-    pointwise::backward(OP, logits, targets, grad_output, options.reduction, None, |x, _, c| {
-        let (w, p) = options.factors::<T>(c);
-        w * (p * softplus(-x) - softplus(x))
-    })
+    pointwise::backward(
+        OP,
+        logits,
+        targets,
+        grad_output,
+        options.reduction,
+        None,
+        |x, _, c| {
+            let (w, p) = options.factors::<T>(c);
+            w * (p * softplus(-x) - softplus(x))
+        },
+    )
 }
 
 #[cfg(test)]
@@ -152,11 +168,19 @@ mod tests {
     #[test]
     fn pos_weight_needs_one_value_per_class() {
         let logits = array![[0.0, 1.0, 2.0]].into_dyn();
-        let e = bce_with_logits(logits.view(), logits.view(), &BceOptions::default().pos_weight(vec![1.0, 2.0]))
-            .unwrap_err();
+        let e = bce_with_logits(
+            logits.view(),
+            logits.view(),
+            &BceOptions::default().pos_weight(vec![1.0, 2.0]),
+        )
+        .unwrap_err();
         assert!(matches!(e, LossError::ShapeMismatch { .. }), "{e}");
-        let e = bce_with_logits(logits.view(), logits.view(), &BceOptions::default().weight(vec![1.0, -2.0, 1.0]))
-            .unwrap_err();
+        let e = bce_with_logits(
+            logits.view(),
+            logits.view(),
+            &BceOptions::default().weight(vec![1.0, -2.0, 1.0]),
+        )
+        .unwrap_err();
         assert!(matches!(e, LossError::InvalidOption { .. }), "{e}");
     }
 }

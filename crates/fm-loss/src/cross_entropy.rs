@@ -32,11 +32,16 @@
 //! `f32` rows use a vectorised `exp` (see the crate's row kernels), `f64` rows the standard library's.
 
 use fm_tensor::Element;
-use ndarray::{ArrayD, ArrayView, ArrayView1, ArrayViewD, ArrayViewMut, ArrayViewMut1, ArrayViewMutD, Axis, IxDyn, Zip};
+use ndarray::{
+    ArrayD, ArrayView, ArrayView1, ArrayViewD, ArrayViewMut, ArrayViewMut1, ArrayViewMutD, Axis,
+    IxDyn, Zip,
+};
 
 use crate::error::{LossError, Result};
 use crate::reduction::{reduce, Reduction, UpstreamGrad};
-use crate::row_kernels::{exp_in_place, exp_into, exp_sum, row_max, scale_and_shift, weighted_shifted_sum};
+use crate::row_kernels::{
+    exp_in_place, exp_into, exp_sum, row_max, scale_and_shift, weighted_shifted_sum,
+};
 use crate::targets::{resolve, validate, validate_class_weights, ClassIndex, ClassTargets, Target};
 
 /// Below this many logits a loss runs on the calling thread: rayon's overhead would dominate.
@@ -135,7 +140,11 @@ fn split_shape(op: &'static str, shape: &[usize]) -> Result<(Vec<usize>, usize)>
             shape,
             "logits need a class axis (rank >= 1, classes last)",
         )),
-        Some((&0, _)) => Err(LossError::invalid_shape(op, shape, "logits need at least one class")),
+        Some((&0, _)) => Err(LossError::invalid_shape(
+            op,
+            shape,
+            "logits need at least one class",
+        )),
         Some((&classes, leading)) => Ok((leading.to_vec(), classes)),
     }
 }
@@ -304,13 +313,14 @@ fn for_each_row<T: Element, I: ClassIndex>(
                 .and(&targets)
                 .and(&scales)
                 .and(losses_view);
-            let f = |x: ArrayView1<'_, T>, g: ArrayViewMut1<'_, T>, &y: &I, &a: &T, loss: &mut f64| {
-                let target = resolve(y.to_i64(), ignore);
-                let a = a.to_f64_lossless();
-                *loss = with_slice(x, |x| {
-                    with_slice_mut(g, |g| class_row(RowBuf::Into(x, g), target, a, plan))
-                });
-            };
+            let f =
+                |x: ArrayView1<'_, T>, g: ArrayViewMut1<'_, T>, &y: &I, &a: &T, loss: &mut f64| {
+                    let target = resolve(y.to_i64(), ignore);
+                    let a = a.to_f64_lossless();
+                    *loss = with_slice(x, |x| {
+                        with_slice_mut(g, |g| class_row(RowBuf::Into(x, g), target, a, plan))
+                    });
+                };
             if parallel {
                 zip.par_for_each(f)
             } else {
@@ -370,7 +380,10 @@ fn with_slice<T: Element, R>(row: ArrayView1<'_, T>, f: impl FnOnce(&[T]) -> R) 
 }
 
 /// Calls `f` on the row as a mutable slice, through a copy when it is not contiguous.
-fn with_slice_mut<T: Element, R>(mut row: ArrayViewMut1<'_, T>, f: impl FnOnce(&mut [T]) -> R) -> R {
+fn with_slice_mut<T: Element, R>(
+    mut row: ArrayViewMut1<'_, T>,
+    f: impl FnOnce(&mut [T]) -> R,
+) -> R {
     if let Some(x) = row.as_slice_mut() {
         return f(x);
     }
@@ -442,7 +455,13 @@ pub fn cross_entropy_backward<'a, T: Element, I: ClassIndex>(
     const OP: &str = "cross_entropy_backward";
     let targets = targets.into();
     let plan = plan_for_indices::<T, I>(OP, logits.shape(), &targets, options)?;
-    let upstream = UpstreamGrad::resolve(OP, grad_output, plan.reduction, &plan.leading, plan.denominator)?;
+    let upstream = UpstreamGrad::resolve(
+        OP,
+        grad_output,
+        plan.reduction,
+        &plan.leading,
+        plan.denominator,
+    )?;
     let mut grad = ArrayD::<T>::zeros(logits.raw_dim());
     let losses = for_each_row(
         &plan,
@@ -582,7 +601,13 @@ fn soft_weight<T: Element>(plan: &Plan<T>, c: usize, t: T) -> f64 {
 }
 
 /// The loss of one row with probability targets; with `grad`, also writes the scaled gradient.
-fn prob_row<T: Element>(x: &[T], probs: &[T], grad: Option<&mut [T]>, scale: f64, plan: &Plan<T>) -> f64 {
+fn prob_row<T: Element>(
+    x: &[T],
+    probs: &[T],
+    grad: Option<&mut [T]>,
+    scale: f64,
+    plan: &Plan<T>,
+) -> f64 {
     let m = row_max(x);
     let (s, grad) = match grad {
         None => (exp_sum(x, m), None),
@@ -621,11 +646,14 @@ fn for_each_prob_row<T: Element>(
     let mut losses = vec![0.0f64; plan.rows];
     let leading = IxDyn(&plan.leading);
     let last = Axis(plan.leading.len());
-    let losses_view = ArrayViewMut::from_shape(leading.clone(), &mut losses).expect("one loss per row");
+    let losses_view =
+        ArrayViewMut::from_shape(leading.clone(), &mut losses).expect("one loss per row");
     let parallel = plan.rows * plan.classes >= PARALLEL_MIN_ELEMENTS;
     match grad {
         None => {
-            let zip = Zip::from(logits.lanes(last)).and(probs.lanes(last)).and(losses_view);
+            let zip = Zip::from(logits.lanes(last))
+                .and(probs.lanes(last))
+                .and(losses_view);
             let f = |x: ArrayView1<'_, T>, t: ArrayView1<'_, T>, loss: &mut f64| {
                 *loss = with_slice(x, |x| with_slice(t, |t| prob_row(x, t, None, 0.0, plan)));
             };
@@ -650,7 +678,9 @@ fn for_each_prob_row<T: Element>(
                      loss: &mut f64| {
                 let a = a.to_f64_lossless();
                 *loss = with_slice(x, |x| {
-                    with_slice(t, |t| with_slice_mut(g, |g| prob_row(x, t, Some(g), a, plan)))
+                    with_slice(t, |t| {
+                        with_slice_mut(g, |g| prob_row(x, t, Some(g), a, plan))
+                    })
                 });
             };
             if parallel {
@@ -672,7 +702,13 @@ pub fn cross_entropy_with_probs<T: Element>(
 ) -> Result<ArrayD<T>> {
     const OP: &str = "cross_entropy_with_probs";
     let plan = plan_for_probs::<T>(OP, logits.shape(), probs.shape(), options)?;
-    let losses = for_each_prob_row(&plan, &logits, &probs, None, &UpstreamGrad::Uniform(T::zero()));
+    let losses = for_each_prob_row(
+        &plan,
+        &logits,
+        &probs,
+        None,
+        &UpstreamGrad::Uniform(T::zero()),
+    );
     finish(OP, &losses, &plan)
 }
 
@@ -685,9 +721,21 @@ pub fn cross_entropy_with_probs_backward<T: Element>(
 ) -> Result<ArrayD<T>> {
     const OP: &str = "cross_entropy_with_probs_backward";
     let plan = plan_for_probs::<T>(OP, logits.shape(), probs.shape(), options)?;
-    let upstream = UpstreamGrad::resolve(OP, grad_output, plan.reduction, &plan.leading, plan.denominator)?;
+    let upstream = UpstreamGrad::resolve(
+        OP,
+        grad_output,
+        plan.reduction,
+        &plan.leading,
+        plan.denominator,
+    )?;
     let mut grad = ArrayD::<T>::zeros(logits.raw_dim());
-    let losses = for_each_prob_row(&plan, &logits, &probs, Some(&mut grad.view_mut()), &upstream);
+    let losses = for_each_prob_row(
+        &plan,
+        &logits,
+        &probs,
+        Some(&mut grad.view_mut()),
+        &upstream,
+    );
     check_rows(OP, &losses)?;
     Ok(grad)
 }
@@ -701,7 +749,13 @@ pub fn cross_entropy_with_probs_backward_probs<T: Element>(
 ) -> Result<ArrayD<T>> {
     const OP: &str = "cross_entropy_with_probs_backward_probs";
     let plan = plan_for_probs::<T>(OP, logits.shape(), probs.shape(), options)?;
-    let upstream = UpstreamGrad::resolve(OP, grad_output, plan.reduction, &plan.leading, plan.denominator)?;
+    let upstream = UpstreamGrad::resolve(
+        OP,
+        grad_output,
+        plan.reduction,
+        &plan.leading,
+        plan.denominator,
+    )?;
     let last = Axis(plan.leading.len());
     let mut grad = ArrayD::<T>::zeros(logits.raw_dim());
     let eps = plan.smoothing;
@@ -752,23 +806,41 @@ mod tests {
     #[test]
     fn matches_a_naive_formula() {
         let logits = array![[0.5, -1.0, 2.0], [1.0, 1.0, -3.0]];
-        let loss = cross_entropy(logits.view().into_dyn(), &[2usize, 0], &CrossEntropyOptions::default()).unwrap();
+        let loss = cross_entropy(
+            logits.view().into_dyn(),
+            &[2usize, 0],
+            &CrossEntropyOptions::default(),
+        )
+        .unwrap();
         assert!((loss[[]] - naive_ce(&logits, &[2, 0])).abs() < 1e-14);
     }
 
     #[test]
     fn fused_in_place_and_separate_backward_agree_bitwise() {
-        let logits = Array2::from_shape_fn((5, 70), |(i, j)| ((i * 31 + j * 17) % 23) as f32 * 0.3 - 3.0);
+        let logits = Array2::from_shape_fn((5, 70), |(i, j)| {
+            ((i * 31 + j * 17) % 23) as f32 * 0.3 - 3.0
+        });
         let targets = [3u32, 0, 69, 12, 12];
-        let options = CrossEntropyOptions::default().label_smoothing(0.1).ignore_index(12);
+        let options = CrossEntropyOptions::default()
+            .label_smoothing(0.1)
+            .ignore_index(12);
         let mut grad = Array2::<f32>::zeros((5, 70));
-        let loss = fused_cross_entropy(logits.view().into_dyn(), &targets, &options, grad.view_mut().into_dyn()).unwrap();
+        let loss = fused_cross_entropy(
+            logits.view().into_dyn(),
+            &targets,
+            &options,
+            grad.view_mut().into_dyn(),
+        )
+        .unwrap();
         let mut in_place = logits.clone();
-        let loss2 = fused_cross_entropy_in_place(in_place.view_mut().into_dyn(), &targets, &options).unwrap();
+        let loss2 =
+            fused_cross_entropy_in_place(in_place.view_mut().into_dyn(), &targets, &options)
+                .unwrap();
         assert_eq!(loss, loss2);
         assert_eq!(grad, in_place);
         let one = ndarray::arr0(1.0f32).into_dyn();
-        let g = cross_entropy_backward(logits.view().into_dyn(), &targets, one.view(), &options).unwrap();
+        let g = cross_entropy_backward(logits.view().into_dyn(), &targets, one.view(), &options)
+            .unwrap();
         assert_eq!(g, grad.into_dyn());
         let value = cross_entropy(logits.view().into_dyn(), &targets, &options).unwrap();
         assert_eq!(value, loss);
@@ -787,7 +859,8 @@ mod tests {
         let b = cross_entropy(view.into_dyn(), &targets, &o).unwrap();
         assert_eq!(a, b);
         let one = ndarray::arr0(1.0).into_dyn();
-        let ga = cross_entropy_backward(logits.view().into_dyn(), &targets, one.view(), &o).unwrap();
+        let ga =
+            cross_entropy_backward(logits.view().into_dyn(), &targets, one.view(), &o).unwrap();
         let gb = cross_entropy_backward(view.into_dyn(), &targets, one.view(), &o).unwrap();
         assert_eq!(ga, gb);
     }

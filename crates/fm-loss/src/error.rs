@@ -106,7 +106,11 @@ impl LossError {
         }
     }
 
-    pub(crate) fn invalid_shape(op: &'static str, shape: &[usize], reason: impl Into<String>) -> Self {
+    pub(crate) fn invalid_shape(
+        op: &'static str,
+        shape: &[usize],
+        reason: impl Into<String>,
+    ) -> Self {
         LossError::InvalidShape {
             op,
             shape: shape.to_vec(),
@@ -173,7 +177,8 @@ mod tests {
             e.to_string(),
             "cross_entropy: target 7 at position 3 is out of range for 5 classes"
         );
-        let e = LossError::shape_mismatch("mse", &[2, 3], &[3, 2], "targets must match predictions");
+        let e =
+            LossError::shape_mismatch("mse", &[2, 3], &[3, 2], "targets must match predictions");
         assert_eq!(
             e.to_string(),
             "mse: shape mismatch between [2, 3] and [3, 2] (targets must match predictions)"
@@ -190,6 +195,9 @@ mod tests {
         let t: TensorError = e.into();
         assert!(t.to_string().contains(&message), "{t}");
         let shape: TensorError = LossError::shape_mismatch("mse", &[1], &[2], "x").into();
-        assert!(matches!(shape, TensorError::ShapeMismatch { op: "mse", .. }));
+        assert!(matches!(
+            shape,
+            TensorError::ShapeMismatch { op: "mse", .. }
+        ));
     }
 }

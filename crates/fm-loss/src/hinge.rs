@@ -48,9 +48,16 @@ impl HingeOptions {
     }
 }
 
-fn check_labels<T: Element>(op: &'static str, labels: &ArrayViewD<'_, T>, margin: f64) -> Result<()> {
+fn check_labels<T: Element>(
+    op: &'static str,
+    labels: &ArrayViewD<'_, T>,
+    margin: f64,
+) -> Result<()> {
     if !margin.is_finite() {
-        return Err(LossError::invalid_option(op, format!("margin must be finite, got {margin}")));
+        return Err(LossError::invalid_option(
+            op,
+            format!("margin must be finite, got {margin}"),
+        ));
     }
     for (position, &y) in labels.iter().enumerate() {
         if y != T::one() && y != -T::one() {
@@ -101,13 +108,21 @@ pub fn hinge_backward<T: Element>(
     pointwise::check_same_shape(OP, &scores, &labels)?;
     check_labels(OP, &labels, options.margin)?;
     let margin = T::from_f64_lossy(options.margin);
-    pointwise::backward(OP, scores, labels, grad_output, options.reduction, None, |x, y, _| {
-        if margin - y * x > T::zero() {
-            -y
-        } else {
-            T::zero()
-        }
-    })
+    pointwise::backward(
+        OP,
+        scores,
+        labels,
+        grad_output,
+        options.reduction,
+        None,
+        |x, y, _| {
+            if margin - y * x > T::zero() {
+                -y
+            } else {
+                T::zero()
+            }
+        },
+    )
 }
 
 /// Options of [`multi_margin`] (PyTorch's `multi_margin_loss` arguments).
@@ -167,16 +182,30 @@ fn check_multi<I: ClassIndex>(
     options: &MultiMarginOptions,
 ) -> Result<(Vec<usize>, usize)> {
     let Some((&classes, leading)) = shape.split_last() else {
-        return Err(LossError::invalid_shape(op, shape, "scores need a class axis"));
+        return Err(LossError::invalid_shape(
+            op,
+            shape,
+            "scores need a class axis",
+        ));
     };
     if classes == 0 {
-        return Err(LossError::invalid_shape(op, shape, "scores need at least one class"));
+        return Err(LossError::invalid_shape(
+            op,
+            shape,
+            "scores need at least one class",
+        ));
     }
     if options.p != 1 && options.p != 2 {
-        return Err(LossError::invalid_option(op, format!("p must be 1 or 2, got {}", options.p)));
+        return Err(LossError::invalid_option(
+            op,
+            format!("p must be 1 or 2, got {}", options.p),
+        ));
     }
     if !options.margin.is_finite() {
-        return Err(LossError::invalid_option(op, format!("margin must be finite, got {}", options.margin)));
+        return Err(LossError::invalid_option(
+            op,
+            format!("margin must be finite, got {}", options.margin),
+        ));
     }
     if let Some(w) = &options.class_weights {
         validate_class_weights(op, w, classes)?;
@@ -228,7 +257,8 @@ pub fn multi_margin_backward<'a, T: Element, I: ClassIndex>(
     let targets = targets.into();
     let (leading, classes) = check_multi(OP, scores.shape(), &targets, options)?;
     let rows = targets.len();
-    let upstream = UpstreamGrad::resolve(OP, grad_output, options.reduction, &leading, rows as f64)?;
+    let upstream =
+        UpstreamGrad::resolve(OP, grad_output, options.reduction, &leading, rows as f64)?;
     let per_row: Vec<f64> = match &upstream {
         UpstreamGrad::Uniform(a) => vec![a.to_f64_lossless(); rows],
         UpstreamGrad::PerElement(g) => g.iter().map(|v| v.to_f64_lossless()).collect(),
@@ -266,7 +296,10 @@ mod tests {
         let s = array![0.5, 1.0].into_dyn();
         let l = array![0.0, 1.0].into_dyn();
         let e = hinge(s.view(), l.view(), &HingeOptions::default()).unwrap_err();
-        assert!(matches!(e, LossError::InvalidLabel { position: 0, .. }), "{e}");
+        assert!(
+            matches!(e, LossError::InvalidLabel { position: 0, .. }),
+            "{e}"
+        );
     }
 
     #[test]

@@ -50,7 +50,11 @@ impl KlDivOptions {
 }
 
 /// The element reduction and the mean's denominator behind a `KlReduction`.
-fn plain(op: &'static str, reduction: KlReduction, shape: &[usize]) -> Result<(Reduction, Option<f64>)> {
+fn plain(
+    op: &'static str,
+    reduction: KlReduction,
+    shape: &[usize],
+) -> Result<(Reduction, Option<f64>)> {
     Ok(match reduction {
         KlReduction::None => (Reduction::None, None),
         KlReduction::Sum => (Reduction::Sum, None),
@@ -114,13 +118,21 @@ pub fn kl_div_backward<T: Element>(
 ) -> Result<ArrayD<T>> {
     const OP: &str = "kl_div_backward";
     let (reduction, denominator) = plain(OP, options.reduction, input.shape())?;
-    pointwise::backward(OP, input, target, grad_output, reduction, denominator, |_, t, _| {
-        if options.log_target {
-            -t.exp()
-        } else {
-            -t
-        }
-    })
+    pointwise::backward(
+        OP,
+        input,
+        target,
+        grad_output,
+        reduction,
+        denominator,
+        |_, t, _| {
+            if options.log_target {
+                -t.exp()
+            } else {
+                -t
+            }
+        },
+    )
 }
 
 /// ∂[`kl_div`]/∂target: `log p + 1 − input` (`e^t (t − input + 1)` for log-targets).
@@ -146,11 +158,19 @@ pub fn kl_div_backward_target<T: Element>(
         }
     }
     let (reduction, denominator) = plain(OP, options.reduction, input.shape())?;
-    pointwise::backward(OP, input, target, grad_output, reduction, denominator, |x, t, _| {
-        if options.log_target {
-            t.exp() * (t - x + T::one())
-        } else {
-            t.ln() + T::one() - x
-        }
-    })
+    pointwise::backward(
+        OP,
+        input,
+        target,
+        grad_output,
+        reduction,
+        denominator,
+        |x, t, _| {
+            if options.log_target {
+                t.exp() * (t - x + T::one())
+            } else {
+                t.ln() + T::one() - x
+            }
+        },
+    )
 }

@@ -72,18 +72,23 @@ pub mod regression;
 mod row_kernels;
 pub mod targets;
 
-pub use binary::{bce_with_logits, bce_with_logits_backward, bce_with_logits_backward_targets, BceOptions};
+pub use binary::{
+    bce_with_logits, bce_with_logits_backward, bce_with_logits_backward_targets, BceOptions,
+};
 pub use cross_entropy::{
-    cross_entropy, cross_entropy_backward, cross_entropy_with_probs, cross_entropy_with_probs_backward,
-    cross_entropy_with_probs_backward_probs, fused_cross_entropy, fused_cross_entropy_in_place,
-    CrossEntropyOptions,
+    cross_entropy, cross_entropy_backward, cross_entropy_with_probs,
+    cross_entropy_with_probs_backward, cross_entropy_with_probs_backward_probs,
+    fused_cross_entropy, fused_cross_entropy_in_place, CrossEntropyOptions,
 };
 pub use error::{LossError, Result};
-pub use hinge::{hinge, hinge_backward, multi_margin, multi_margin_backward, HingeOptions, MultiMarginOptions};
+pub use hinge::{
+    hinge, hinge_backward, multi_margin, multi_margin_backward, HingeOptions, MultiMarginOptions,
+};
 pub use kl::{kl_div, kl_div_backward, kl_div_backward_target, KlDivOptions, KlReduction};
 pub use nll::{nll_loss, nll_loss_backward, NllOptions};
 pub use reduction::Reduction;
 pub use regression::{
-    huber, huber_backward, mae, mae_backward, mse, mse_backward, smooth_l1, smooth_l1_backward, HuberOptions,
+    huber, huber_backward, mae, mae_backward, mse, mse_backward, smooth_l1, smooth_l1_backward,
+    HuberOptions,
 };
 pub use targets::{ClassIndex, ClassTargets};

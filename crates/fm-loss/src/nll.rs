@@ -55,10 +55,18 @@ fn check<I: ClassIndex>(
     options: &NllOptions,
 ) -> Result<Checked> {
     let Some((&classes, leading)) = shape.split_last() else {
-        return Err(LossError::invalid_shape(op, shape, "log-probabilities need a class axis"));
+        return Err(LossError::invalid_shape(
+            op,
+            shape,
+            "log-probabilities need a class axis",
+        ));
     };
     if classes == 0 {
-        return Err(LossError::invalid_shape(op, shape, "log-probabilities need at least one class"));
+        return Err(LossError::invalid_shape(
+            op,
+            shape,
+            "log-probabilities need at least one class",
+        ));
     }
     if let Some(w) = &options.class_weights {
         validate_class_weights(op, w, classes)?;
@@ -101,18 +109,26 @@ pub fn nll_loss<'a, T: Element, I: ClassIndex>(
         .lanes(last)
         .into_iter()
         .zip(targets.as_slice())
-        .map(|(row, &y)| match resolve(y.to_i64(), options.ignore_index) {
-            Target::Ignored => 0.0,
-            Target::Class(c) => {
-                let w = weight(options, c);
-                if w == 0.0 {
-                    0.0
-                } else {
-                    -w * row[c].to_f64_lossless()
+        .map(
+            |(row, &y)| match resolve(y.to_i64(), options.ignore_index) {
+                Target::Ignored => 0.0,
+                Target::Class(c) => {
+                    let w = weight(options, c);
+                    if w == 0.0 {
+                        0.0
+                    } else {
+                        -w * row[c].to_f64_lossless()
+                    }
                 }
-            }
-        });
-    reduce(OP, losses, &checked.leading, options.reduction, Some(checked.denominator))
+            },
+        );
+    reduce(
+        OP,
+        losses,
+        &checked.leading,
+        options.reduction,
+        Some(checked.denominator),
+    )
 }
 
 /// ∂[`nll_loss`]/∂log_probs: `−w[y]` (times the output gradient) at each target, 0 elsewhere.
@@ -138,7 +154,12 @@ pub fn nll_loss_backward<'a, T: Element, I: ClassIndex>(
         UpstreamGrad::Uniform(a) => vec![a.to_f64_lossless(); targets.len()],
         UpstreamGrad::PerElement(g) => g.iter().map(|v| v.to_f64_lossless()).collect(),
     };
-    for ((mut row, &y), a) in grad.lanes_mut(last).into_iter().zip(targets.as_slice()).zip(per_row) {
+    for ((mut row, &y), a) in grad
+        .lanes_mut(last)
+        .into_iter()
+        .zip(targets.as_slice())
+        .zip(per_row)
+    {
         if let Target::Class(c) = resolve(y.to_i64(), options.ignore_index) {
             row[c] = T::from_f64_lossy(-a * weight(options, c));
         }
@@ -160,7 +181,12 @@ mod tests {
         let all_ignored = NllOptions::default().ignore_index(7);
         let e = nll_loss(lp.view(), &[7i64, 7], &all_ignored).unwrap_err();
         assert!(matches!(e, LossError::NothingToAverage { .. }), "{e}");
-        let sum = nll_loss(lp.view(), &[7i64, 7], &all_ignored.reduction(Reduction::Sum)).unwrap();
+        let sum = nll_loss(
+            lp.view(),
+            &[7i64, 7],
+            &all_ignored.reduction(Reduction::Sum),
+        )
+        .unwrap();
         assert_eq!(sum[[]], 0.0);
     }
 }

@@ -104,7 +104,8 @@ pub(crate) fn reduce<T: Element>(
     match reduction {
         Reduction::None => {
             let data: Vec<T> = per_element.map(T::from_f64_lossy).collect();
-            Ok(ArrayD::from_shape_vec(IxDyn(shape), data).expect("per-element losses fill the shape"))
+            Ok(ArrayD::from_shape_vec(IxDyn(shape), data)
+                .expect("per-element losses fill the shape"))
         }
         Reduction::Sum => Ok(scalar(per_element.sum())),
         Reduction::Mean => {
@@ -131,7 +132,11 @@ pub(crate) fn scalar<T: Element>(value: f64) -> ArrayD<T> {
 }
 
 /// Errors for a mean over an empty input before any work is done.
-pub(crate) fn check_mean_not_empty(op: &'static str, reduction: Reduction, len: usize) -> Result<()> {
+pub(crate) fn check_mean_not_empty(
+    op: &'static str,
+    reduction: Reduction,
+    len: usize,
+) -> Result<()> {
     if reduction == Reduction::Mean && len == 0 {
         return Err(LossError::NothingToAverage {
             op,

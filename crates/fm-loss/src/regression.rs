@@ -138,14 +138,21 @@ pub fn huber<T: Element>(
     options.validate("huber")?;
     let delta = T::from_f64_lossy(options.delta);
     let half = T::from_f64_lossy(0.5);
-    pointwise::forward("huber", input, target, options.reduction, None, |x, y, _| {
-        let z = (x - y).abs();
-        if z < delta {
-            half * z * z
-        } else {
-            delta * (z - half * delta)
-        }
-    })
+    pointwise::forward(
+        "huber",
+        input,
+        target,
+        options.reduction,
+        None,
+        |x, y, _| {
+            let z = (x - y).abs();
+            if z < delta {
+                half * z * z
+            } else {
+                delta * (z - half * delta)
+            }
+        },
+    )
 }
 
 /// ∂[`huber`]/∂input: `d` clamped to `[−delta, delta]`.
@@ -266,8 +273,16 @@ mod tests {
         let none = mse(x.view(), y.view(), Reduction::None).unwrap();
         assert_eq!(none, array![[1.0, 4.0], [0.0, 4.0]].into_dyn());
         assert_eq!(mse(x.view(), y.view(), Reduction::Sum).unwrap()[[]], 9.0);
-        assert_eq!(mae(x.view(), y.view(), Reduction::Mean).unwrap()[[]], 5.0 / 4.0);
-        let h = huber(x.view(), y.view(), &HuberOptions::default().reduction(Reduction::None)).unwrap();
+        assert_eq!(
+            mae(x.view(), y.view(), Reduction::Mean).unwrap()[[]],
+            5.0 / 4.0
+        );
+        let h = huber(
+            x.view(),
+            y.view(),
+            &HuberOptions::default().reduction(Reduction::None),
+        )
+        .unwrap();
         assert_eq!(h, array![[0.5, 1.5], [0.0, 1.5]].into_dyn());
         let s = smooth_l1(x.view(), y.view(), 2.0, Reduction::None).unwrap();
         assert_eq!(s, array![[0.25, 1.0], [0.0, 1.0]].into_dyn());
@@ -278,13 +293,19 @@ mod tests {
         let x = array![1.0, 2.0].into_dyn();
         let y = array![1.0, 2.0, 3.0].into_dyn();
         let e = mse(x.view(), y.view(), Reduction::Mean).unwrap_err();
-        assert!(matches!(e, LossError::ShapeMismatch { op: "mse", .. }), "{e}");
+        assert!(
+            matches!(e, LossError::ShapeMismatch { op: "mse", .. }),
+            "{e}"
+        );
         let e = huber(x.view(), x.view(), &HuberOptions::default().delta(0.0)).unwrap_err();
         assert!(matches!(e, LossError::InvalidOption { .. }), "{e}");
         let empty = ndarray::ArrayD::<f64>::zeros(ndarray::IxDyn(&[0]));
         let e = mae(empty.view(), empty.view(), Reduction::Mean).unwrap_err();
         assert!(matches!(e, LossError::NothingToAverage { .. }), "{e}");
-        assert_eq!(mae(empty.view(), empty.view(), Reduction::Sum).unwrap()[[]], 0.0);
+        assert_eq!(
+            mae(empty.view(), empty.view(), Reduction::Sum).unwrap()[[]],
+            0.0
+        );
         // A gradient of the wrong shape for reduction "none".
         let g = arr0(1.0).into_dyn();
         let e = mse_backward(x.view(), x.view(), g.view(), Reduction::None).unwrap_err();

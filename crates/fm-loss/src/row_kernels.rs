@@ -56,7 +56,7 @@ pub(crate) fn exp_nonpositive_f32(x: f32) -> f32 {
     const P2: f32 = 8.333_452e-3;
     const P3: f32 = 4.166_579_6e-2;
     const P4: f32 = 1.666_666_5e-1;
-    const P5: f32 = 5.000_000_1e-1;
+    const P5: f32 = 0.5;
 
     // Below −88, n reaches −127 and the scale 2^n built below is exactly 0.
     let x = if x < -88.0 { -88.0 } else { x };
@@ -279,7 +279,10 @@ pub(crate) fn scale_and_shift<T: Element>(buf: &mut [T], coef: T, shift: T, weig
     match weights {
         None => {
             if let Some(b) = as_f32_mut(buf) {
-                let (c, s) = (coef.to_f64_lossless() as f32, shift.to_f64_lossless() as f32);
+                let (c, s) = (
+                    coef.to_f64_lossless() as f32,
+                    shift.to_f64_lossless() as f32,
+                );
                 return scale_f32(b, c, s);
             }
             for v in buf {
@@ -289,7 +292,10 @@ pub(crate) fn scale_and_shift<T: Element>(buf: &mut [T], coef: T, shift: T, weig
         Some(w) => {
             debug_assert_eq!(w.len(), buf.len());
             if let (Some(b), Some(w32)) = (as_f32_mut(buf), as_f32(w)) {
-                let (c, s) = (coef.to_f64_lossless() as f32, shift.to_f64_lossless() as f32);
+                let (c, s) = (
+                    coef.to_f64_lossless() as f32,
+                    shift.to_f64_lossless() as f32,
+                );
                 return scale_weighted_f32(b, c, s, w32);
             }
             for (v, &wj) in buf.iter_mut().zip(w) {
@@ -339,7 +345,9 @@ mod tests {
     fn f32_rows_agree_with_f64_rows() {
         // Lengths that exercise the vector body and the tail.
         for len in [1usize, 7, 32, 33, 100, 1000] {
-            let x64: Vec<f64> = (0..len).map(|i| ((i * 37) % 101) as f64 * 0.173 - 8.0).collect();
+            let x64: Vec<f64> = (0..len)
+                .map(|i| ((i * 37) % 101) as f64 * 0.173 - 8.0)
+                .collect();
             let x32: Vec<f32> = x64.iter().map(|&v| v as f32).collect();
             let (m64, m32) = (row_max(&x64), row_max(&x32));
             assert_eq!(m64 as f32, m32);

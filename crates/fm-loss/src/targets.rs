@@ -179,7 +179,11 @@ pub(crate) fn validate<I: ClassIndex>(
 }
 
 /// Checks per-class weights: one finite, non-negative weight per class.
-pub(crate) fn validate_class_weights(op: &'static str, weights: &[f64], classes: usize) -> Result<()> {
+pub(crate) fn validate_class_weights(
+    op: &'static str,
+    weights: &[f64],
+    classes: usize,
+) -> Result<()> {
     if weights.len() != classes {
         return Err(LossError::shape_mismatch(
             op,
@@ -232,9 +236,32 @@ mod tests {
                 ..
             }
         ));
-        let e = validate("ce", &ClassTargets::from(&[0i64, 2, -1]), &[3], 3, None, None).unwrap_err();
-        assert!(matches!(e, LossError::ClassOutOfRange { position: 2, class: -1, .. }));
-        let d = validate("ce", &ClassTargets::from(&[0i64, 2, -1]), &[3], 3, Some(-1), None).unwrap();
+        let e = validate(
+            "ce",
+            &ClassTargets::from(&[0i64, 2, -1]),
+            &[3],
+            3,
+            None,
+            None,
+        )
+        .unwrap_err();
+        assert!(matches!(
+            e,
+            LossError::ClassOutOfRange {
+                position: 2,
+                class: -1,
+                ..
+            }
+        ));
+        let d = validate(
+            "ce",
+            &ClassTargets::from(&[0i64, 2, -1]),
+            &[3],
+            3,
+            Some(-1),
+            None,
+        )
+        .unwrap();
         assert_eq!(d, 2.0);
         let d = validate(
             "ce",

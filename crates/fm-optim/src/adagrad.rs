@@ -122,7 +122,11 @@ impl Rule for AdagradConfig {
         const W: &str = "Adagrad";
         check_non_negative(W, "lr", self.lr)?;
         check_non_negative(W, "lr_decay", self.lr_decay)?;
-        check_non_negative(W, "initial_accumulator_value", self.initial_accumulator_value)?;
+        check_non_negative(
+            W,
+            "initial_accumulator_value",
+            self.initial_accumulator_value,
+        )?;
         check_positive(W, "eps", self.eps)?;
         check_non_negative(W, "weight_decay", self.weight_decay)?;
         check_non_negative(W, "l1", self.l1)?;
@@ -148,20 +152,32 @@ impl Rule for AdagradConfig {
 
     fn prepare<T: Scalar>(&self, ctx: &StepCtx) -> AdagradHyper<T> {
         AdagradHyper {
-            clr: T::from_f64(ctx.lr / (1.0 + (ctx.step - 1) as f64 * self.lr_decay)),
-            decay: T::from_f64(1.0 - ctx.lr * ctx.weight_decay),
-            eps: T::from_f64(self.eps),
+            clr: T::from_f64_lossy(ctx.lr / (1.0 + (ctx.step - 1) as f64 * self.lr_decay)),
+            decay: T::from_f64_lossy(1.0 - ctx.lr * ctx.weight_decay),
+            eps: T::from_f64_lossy(self.eps),
         }
     }
 
-    fn update<T: Scalar>(h: &AdagradHyper<T>, pre: &GradPre<T>, p: &mut [T], g: &[T], slots: &mut [&mut [T]]) {
+    fn update<T: Scalar>(
+        h: &AdagradHyper<T>,
+        pre: &GradPre<T>,
+        p: &mut [T],
+        g: &[T],
+        slots: &mut [&mut [T]],
+    ) {
         let [sum] = slots_n::<T, 1>(slots);
         adagrad(h, pre, p, g, sum);
     }
 }
 
 #[inline(always)]
-fn adagrad_body<T: Scalar>(h: &AdagradHyper<T>, pre: &GradPre<T>, p: &mut [T], g: &[T], sum: &mut [T]) {
+fn adagrad_body<T: Scalar>(
+    h: &AdagradHyper<T>,
+    pre: &GradPre<T>,
+    p: &mut [T],
+    g: &[T],
+    sum: &mut [T],
+) {
     for ((p, &g), s) in p.iter_mut().zip(g).zip(sum.iter_mut()) {
         let d = pre.apply(*p, g);
         let theta = *p * h.decay;

@@ -192,17 +192,23 @@ impl Rule for AdamConfig {
         let bias_correction1 = 1.0 - self.beta1.powi(t);
         let bias_correction2 = 1.0 - self.beta2.powi(t);
         AdamHyper {
-            decay: T::from_f64(1.0 - ctx.lr * ctx.weight_decay),
-            one_minus_beta1: T::from_f64(1.0 - self.beta1),
-            beta2: T::from_f64(self.beta2),
-            one_minus_beta2: T::from_f64(1.0 - self.beta2),
-            step_size: T::from_f64(ctx.lr / bias_correction1),
-            bias_correction2_sqrt: T::from_f64(bias_correction2.sqrt()),
-            eps: T::from_f64(self.eps),
+            decay: T::from_f64_lossy(1.0 - ctx.lr * ctx.weight_decay),
+            one_minus_beta1: T::from_f64_lossy(1.0 - self.beta1),
+            beta2: T::from_f64_lossy(self.beta2),
+            one_minus_beta2: T::from_f64_lossy(1.0 - self.beta2),
+            step_size: T::from_f64_lossy(ctx.lr / bias_correction1),
+            bias_correction2_sqrt: T::from_f64_lossy(bias_correction2.sqrt()),
+            eps: T::from_f64_lossy(self.eps),
         }
     }
 
-    fn update<T: Scalar>(h: &AdamHyper<T>, pre: &GradPre<T>, p: &mut [T], g: &[T], slots: &mut [&mut [T]]) {
+    fn update<T: Scalar>(
+        h: &AdamHyper<T>,
+        pre: &GradPre<T>,
+        p: &mut [T],
+        g: &[T],
+        slots: &mut [&mut [T]],
+    ) {
         if slots.len() == 2 {
             let [m, v] = slots_n::<T, 2>(slots);
             adam(h, pre, p, g, m, v);
@@ -214,7 +220,14 @@ impl Rule for AdamConfig {
 }
 
 #[inline(always)]
-fn adam_body<T: Scalar>(h: &AdamHyper<T>, pre: &GradPre<T>, p: &mut [T], g: &[T], m: &mut [T], v: &mut [T]) {
+fn adam_body<T: Scalar>(
+    h: &AdamHyper<T>,
+    pre: &GradPre<T>,
+    p: &mut [T],
+    g: &[T],
+    m: &mut [T],
+    v: &mut [T],
+) {
     for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
         let d = pre.apply(*p, g);
         let theta = *p * h.decay;
@@ -235,7 +248,12 @@ fn adam_amsgrad_body<T: Scalar>(
     v: &mut [T],
     vmax: &mut [T],
 ) {
-    let it = p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()).zip(vmax.iter_mut());
+    let it = p
+        .iter_mut()
+        .zip(g)
+        .zip(m.iter_mut())
+        .zip(v.iter_mut())
+        .zip(vmax.iter_mut());
     for ((((p, &g), m), v), vmax) in it {
         let d = pre.apply(*p, g);
         let theta = *p * h.decay;

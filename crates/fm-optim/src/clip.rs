@@ -108,7 +108,7 @@ fn chunk_sum_sq<T: Scalar>(g: &[T], bound: T) -> (f64, bool) {
     let mut finite = true;
     for &v in g {
         finite &= v.is_finite();
-        let c = clamp_abs(v, bound).to_f64();
+        let c = clamp_abs(v, bound).to_f64_lossless();
         sum += c * c;
     }
     (sum, finite)
@@ -128,7 +128,7 @@ pub(crate) fn grad_sum_sq<T: Scalar>(
         let mut finite = true;
         for &v in grad.iter() {
             finite &= v.is_finite();
-            let c = clamp_abs(v, bound).to_f64();
+            let c = clamp_abs(v, bound).to_f64_lossless();
             sum += c * c;
         }
         return (sum, finite);
@@ -173,7 +173,7 @@ pub fn clip_grad_norm<T: Scalar>(grads: &mut [ArrayViewMutD<'_, T>], max_norm: f
     }
     let coef = (max_norm / (norm + 1e-6)).min(1.0);
     if coef < 1.0 {
-        let c = T::from_f64(coef);
+        let c = T::from_f64_lossy(coef);
         for g in grads.iter_mut() {
             g.mapv_inplace(|v| v * c);
         }
@@ -183,9 +183,12 @@ pub fn clip_grad_norm<T: Scalar>(grads: &mut [ArrayViewMutD<'_, T>], max_norm: f
 
 /// Clamps every element of `grads` to `[−max_value, max_value]` in place (PyTorch's
 /// `clip_grad_value_`). NaN stays NaN.
-pub fn clip_grad_value<T: Scalar>(grads: &mut [ArrayViewMutD<'_, T>], max_value: f64) -> Result<()> {
+pub fn clip_grad_value<T: Scalar>(
+    grads: &mut [ArrayViewMutD<'_, T>],
+    max_value: f64,
+) -> Result<()> {
     check_positive("clip_grad_value", "max_value", max_value)?;
-    let bound = T::from_f64(max_value);
+    let bound = T::from_f64_lossy(max_value);
     for g in grads.iter_mut() {
         g.mapv_inplace(|v| clamp_abs(v, bound));
     }
@@ -232,7 +235,11 @@ mod tests {
                 .install(|| global_grad_norm(&[g.view()]))
         };
         assert_eq!(run(1).to_bits(), run(2).to_bits());
-        let naive: f64 = g.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>().sqrt();
+        let naive: f64 = g
+            .iter()
+            .map(|&v| (v as f64) * (v as f64))
+            .sum::<f64>()
+            .sqrt();
         assert!((run(2) - naive).abs() / naive < 1e-12);
     }
 }

@@ -38,7 +38,9 @@ pub enum OptimError {
     },
     /// A gradient holding NaN or ±infinity (with [`NonFinitePolicy::Error`](crate::NonFinitePolicy)).
     /// Nothing was updated.
-    #[error("parameter {param:?}: non-finite gradient (NaN or infinity); no parameter was updated")]
+    #[error(
+        "parameter {param:?}: non-finite gradient (NaN or infinity); no parameter was updated"
+    )]
     NonFiniteGradient {
         /// The first parameter (in visiting order) with a non-finite gradient.
         param: String,
@@ -85,7 +87,12 @@ pub(crate) fn check_non_negative(what: &'static str, field: &'static str, v: f64
     if v.is_finite() && v >= 0.0 {
         Ok(())
     } else {
-        Err(OptimError::config(what, field, v, "must be finite and >= 0"))
+        Err(OptimError::config(
+            what,
+            field,
+            v,
+            "must be finite and >= 0",
+        ))
     }
 }
 
@@ -116,7 +123,10 @@ mod tests {
         let e = check_unit_interval("Adam", "beta1", 1.0).unwrap_err();
         assert_eq!(e.to_string(), "Adam: invalid beta1 = 1: must be in [0, 1)");
         let e = check_non_negative("SGD", "lr", -0.1).unwrap_err();
-        assert_eq!(e.to_string(), "SGD: invalid lr = -0.1: must be finite and >= 0");
+        assert_eq!(
+            e.to_string(),
+            "SGD: invalid lr = -0.1: must be finite and >= 0"
+        );
         assert!(check_non_negative("SGD", "lr", f64::NAN).is_err());
         assert!(check_positive("Adam", "eps", 0.0).is_err());
     }

@@ -207,7 +207,7 @@ impl<T: Scalar, C: Rule> Optim<T, C> {
         self.passes += 1;
         let pass = self.passes;
         let slot_names = self.config.slots();
-        let init = T::from_f64(self.config.slot_init());
+        let init = T::from_f64_lossy(self.config.slot_init());
         let (states, groups, partials) = (&mut self.states, &self.groups, &mut self.partials);
         let mut total = 0.0f64;
         let mut first_bad: Option<String> = None;
@@ -284,7 +284,7 @@ fn update_param<T: Scalar, C: Rule>(
 impl<T: Scalar, C: Rule> Optimizer<T> for Optim<T, C> {
     fn step(&mut self, params: &mut dyn Params<T>) -> Result<StepReport> {
         let max_norm = self.clip.max_norm;
-        let clip_value = T::from_f64(self.clip.max_value.unwrap_or(f64::INFINITY));
+        let clip_value = T::from_f64_lossy(self.clip.max_value.unwrap_or(f64::INFINITY));
         let want_norm = max_norm.is_some() || self.non_finite != NonFinitePolicy::Unchecked;
         let (sum_sq, first_bad) = self.check_pass(params, want_norm, clip_value)?;
         let lr0 = self.schedule.lr(self.steps, self.group_values(0).lr);
@@ -315,7 +315,7 @@ impl<T: Scalar, C: Rule> Optimizer<T> for Optim<T, C> {
         let defaults = self.config.defaults();
         let (states, groups, schedule, config) =
             (&mut self.states, &self.groups, &self.schedule, &self.config);
-        let scale = T::from_f64(clip_scale);
+        let scale = T::from_f64_lossy(clip_scale);
         params.visit(&mut |p: ParamRef<'_, T>| {
             let state = states.get_mut(p.name).ok_or_else(|| {
                 OptimError::State(format!(
@@ -335,8 +335,8 @@ impl<T: Scalar, C: Rule> Optimizer<T> for Optim<T, C> {
             let pre = GradPre {
                 scale,
                 clip_value,
-                l1: T::from_f64(values.l1),
-                l2: T::from_f64(values.l2),
+                l1: T::from_f64_lossy(values.l1),
+                l2: T::from_f64_lossy(values.l2),
             };
             update_param::<T, C>(&h, &pre, p.value, p.grad, &mut state.slots);
             Ok(())
@@ -355,7 +355,8 @@ impl<T: Scalar, C: Rule> Optimizer<T> for Optim<T, C> {
     }
 
     fn current_lr(&self, group: usize) -> Option<f64> {
-        (group < self.groups.len()).then(|| self.schedule.lr(self.steps, self.group_values(group).lr))
+        (group < self.groups.len())
+            .then(|| self.schedule.lr(self.steps, self.group_values(group).lr))
     }
 
     fn state(&self) -> OptimizerState<T> {

@@ -163,16 +163,22 @@ impl Rule for RmsPropConfig {
 
     fn prepare<T: Scalar>(&self, ctx: &StepCtx) -> RmsPropHyper<T> {
         RmsPropHyper {
-            lr: T::from_f64(ctx.lr),
-            decay: T::from_f64(1.0 - ctx.lr * ctx.weight_decay),
-            alpha: T::from_f64(self.alpha),
-            one_minus_alpha: T::from_f64(1.0 - self.alpha),
-            eps: T::from_f64(self.eps),
-            momentum: T::from_f64(self.momentum),
+            lr: T::from_f64_lossy(ctx.lr),
+            decay: T::from_f64_lossy(1.0 - ctx.lr * ctx.weight_decay),
+            alpha: T::from_f64_lossy(self.alpha),
+            one_minus_alpha: T::from_f64_lossy(1.0 - self.alpha),
+            eps: T::from_f64_lossy(self.eps),
+            momentum: T::from_f64_lossy(self.momentum),
         }
     }
 
-    fn update<T: Scalar>(h: &RmsPropHyper<T>, pre: &GradPre<T>, p: &mut [T], g: &[T], slots: &mut [&mut [T]]) {
+    fn update<T: Scalar>(
+        h: &RmsPropHyper<T>,
+        pre: &GradPre<T>,
+        p: &mut [T],
+        g: &[T],
+        slots: &mut [&mut [T]],
+    ) {
         // The slot list's length tells the variant: see `slots`.
         match slots {
             [s] => rmsprop::<T>(h, pre, p, g, s, &mut [], &mut []),

@@ -83,7 +83,9 @@ fn sign<T: Scalar>(v: T) -> T {
 }
 
 /// An update rule: implemented by each optimizer's configuration type.
-pub trait Rule: Clone + std::fmt::Debug + Send + Sync + Serialize + DeserializeOwned + 'static {
+pub trait Rule:
+    Clone + std::fmt::Debug + Send + Sync + Serialize + DeserializeOwned + 'static
+{
     /// The algorithm's name, recorded in saved state ("sgd", "adam", ...).
     const KIND: &'static str;
 
@@ -109,7 +111,13 @@ pub trait Rule: Clone + std::fmt::Debug + Send + Sync + Serialize + DeserializeO
 
     /// Updates one chunk of a parameter `p` given its gradient `g` and its state `slots` (in the order
     /// of [`slots`](Self::slots), chunked like `p`).
-    fn update<T: Scalar>(h: &Self::Hyper<T>, pre: &GradPre<T>, p: &mut [T], g: &[T], slots: &mut [&mut [T]]);
+    fn update<T: Scalar>(
+        h: &Self::Hyper<T>,
+        pre: &GradPre<T>,
+        p: &mut [T],
+        g: &[T],
+        slots: &mut [&mut [T]],
+    );
 }
 
 /// Runs `f` over matching chunks of a parameter, its gradient and up to three state slots, in parallel
@@ -125,7 +133,11 @@ where
             [] => f(p, g, &mut []),
             [a] => f(p, g, &mut [a.as_mut_slice()]),
             [a, b] => f(p, g, &mut [a.as_mut_slice(), b.as_mut_slice()]),
-            [a, b, c] => f(p, g, &mut [a.as_mut_slice(), b.as_mut_slice(), c.as_mut_slice()]),
+            [a, b, c] => f(
+                p,
+                g,
+                &mut [a.as_mut_slice(), b.as_mut_slice(), c.as_mut_slice()],
+            ),
             _ => unreachable!("rules keep at most three state slots"),
         }
         return;
@@ -183,7 +195,9 @@ pub(crate) use multiversion;
 
 /// Splits a chunk's state slots into exactly `N` slices (the rule's configuration fixes `N`).
 #[inline]
-pub(crate) fn slots_n<'a, 'b, T, const N: usize>(slots: &'a mut [&'b mut [T]]) -> &'a mut [&'b mut [T]; N] {
+pub(crate) fn slots_n<'a, 'b, T, const N: usize>(
+    slots: &'a mut [&'b mut [T]],
+) -> &'a mut [&'b mut [T]; N] {
     slots
         .try_into()
         .expect("the optimizer allocates the slots its configuration names")

@@ -17,29 +17,29 @@ pub trait Scalar:
     num_traits::Float + Default + Debug + Send + Sync + 'static + sealed::Sealed
 {
     /// Converts a hyper-parameter (rounding for `f32`).
-    fn from_f64(value: f64) -> Self;
+    fn from_f64_lossy(value: f64) -> Self;
     /// Widens to `f64` without loss.
-    fn to_f64(self) -> f64;
+    fn to_f64_lossless(self) -> f64;
 }
 
 impl Scalar for f32 {
     #[inline]
-    fn from_f64(value: f64) -> Self {
+    fn from_f64_lossy(value: f64) -> Self {
         value as f32
     }
     #[inline]
-    fn to_f64(self) -> f64 {
+    fn to_f64_lossless(self) -> f64 {
         self as f64
     }
 }
 
 impl Scalar for f64 {
     #[inline]
-    fn from_f64(value: f64) -> Self {
+    fn from_f64_lossy(value: f64) -> Self {
         value
     }
     #[inline]
-    fn to_f64(self) -> f64 {
+    fn to_f64_lossless(self) -> f64 {
         self
     }
 }

@@ -93,7 +93,12 @@ fn check_gamma(v: f64) -> Result<()> {
     if v.is_finite() && v > 0.0 {
         Ok(())
     } else {
-        Err(OptimError::config(WHAT, "gamma", v, "must be finite and > 0"))
+        Err(OptimError::config(
+            WHAT,
+            "gamma",
+            v,
+            "must be finite and > 0",
+        ))
     }
 }
 

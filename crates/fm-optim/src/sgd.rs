@@ -145,7 +145,12 @@ impl Rule for SgdConfig {
         check_non_negative(W, "lr", self.lr)?;
         check_non_negative(W, "momentum", self.momentum)?;
         if !(0.0..=1.0).contains(&self.dampening) {
-            return Err(OptimError::config(W, "dampening", self.dampening, "must be in [0, 1]"));
+            return Err(OptimError::config(
+                W,
+                "dampening",
+                self.dampening,
+                "must be in [0, 1]",
+            ));
         }
         if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
             return Err(OptimError::config(
@@ -179,16 +184,22 @@ impl Rule for SgdConfig {
 
     fn prepare<T: Scalar>(&self, ctx: &StepCtx) -> SgdHyper<T> {
         SgdHyper {
-            lr: T::from_f64(ctx.lr),
-            decay: T::from_f64(1.0 - ctx.lr * ctx.weight_decay),
-            momentum: T::from_f64(self.momentum),
-            one_minus_dampening: T::from_f64(1.0 - self.dampening),
+            lr: T::from_f64_lossy(ctx.lr),
+            decay: T::from_f64_lossy(1.0 - ctx.lr * ctx.weight_decay),
+            momentum: T::from_f64_lossy(self.momentum),
+            one_minus_dampening: T::from_f64_lossy(1.0 - self.dampening),
             nesterov: self.nesterov,
             first: ctx.step == 1,
         }
     }
 
-    fn update<T: Scalar>(h: &SgdHyper<T>, pre: &GradPre<T>, p: &mut [T], g: &[T], slots: &mut [&mut [T]]) {
+    fn update<T: Scalar>(
+        h: &SgdHyper<T>,
+        pre: &GradPre<T>,
+        p: &mut [T],
+        g: &[T],
+        slots: &mut [&mut [T]],
+    ) {
         if slots.is_empty() {
             sgd_plain(h, pre, p, g);
         } else {
@@ -207,7 +218,13 @@ fn sgd_plain_body<T: Scalar>(h: &SgdHyper<T>, pre: &GradPre<T>, p: &mut [T], g: 
 }
 
 #[inline(always)]
-fn sgd_momentum_body<T: Scalar>(h: &SgdHyper<T>, pre: &GradPre<T>, p: &mut [T], g: &[T], buf: &mut [T]) {
+fn sgd_momentum_body<T: Scalar>(
+    h: &SgdHyper<T>,
+    pre: &GradPre<T>,
+    p: &mut [T],
+    g: &[T],
+    buf: &mut [T],
+) {
     for ((p, &g), b) in p.iter_mut().zip(g).zip(buf.iter_mut()) {
         let d = pre.apply(*p, g);
         *b = if h.first {

@@ -131,6 +131,7 @@ pub(crate) fn snapshot<T: Scalar, C: Rule>(opt: &Optim<T, C>) -> OptimizerState<
             tensors.push((tensor_name(name, slot), array));
         }
     }
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
     OptimizerState {
         meta: StateMeta {
             format: STATE_FORMAT,
@@ -217,10 +218,16 @@ pub(crate) fn restore<T: Scalar, C: Rule>(state: &OptimizerState<T>) -> Result<O
             used += 1;
         }
         if states
-            .insert(p.name.clone(), ParamState::new(p.group, p.step, p.shape.clone(), slots))
+            .insert(
+                p.name.clone(),
+                ParamState::new(p.group, p.step, p.shape.clone(), slots),
+            )
             .is_some()
         {
-            return Err(OptimError::State(format!("parameter {:?} listed twice", p.name)));
+            return Err(OptimError::State(format!(
+                "parameter {:?} listed twice",
+                p.name
+            )));
         }
     }
     if used != state.tensors.len() {
@@ -250,7 +257,10 @@ impl<T: Scalar> OptimizerState<T> {
 #[cfg(feature = "fm-tensor")]
 impl<T: Scalar + fm_tensor::Element> OptimizerState<T> {
     fn metadata(&self) -> Result<HashMap<String, String>> {
-        Ok(HashMap::from([(METADATA_KEY.to_string(), self.meta_json()?)]))
+        Ok(HashMap::from([(
+            METADATA_KEY.to_string(),
+            self.meta_json()?,
+        )]))
     }
 
     /// Writes the state to a safetensors file (atomically; see fm-tensor's `save_safetensors`).
@@ -290,7 +300,11 @@ impl<T: Scalar + fm_tensor::Element> OptimizerState<T> {
                 ))
             })?;
         let meta: StateMeta = serde_json::from_str(json)?;
-        let expected = if std::mem::size_of::<T>() == 4 { "F32" } else { "F64" };
+        let expected = if std::mem::size_of::<T>() == 4 {
+            "F32"
+        } else {
+            "F64"
+        };
         let mut tensors = Vec::with_capacity(file.len());
         for name in file.names() {
             // Refuse a conversion: a resumed run must see the saved bits.

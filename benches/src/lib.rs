@@ -1,1 +1,2 @@
 //! Shared helpers for fm benchmarks and reports.
+pub mod loss_optim;

@@ -102,16 +102,62 @@ pub(crate) fn clamp_abs<T: Scalar>(x: T, bound: T) -> T {
     }
 }
 
-/// Sum of squares of `clamp(g)` over one chunk, and whether every element was finite.
-fn chunk_sum_sq<T: Scalar>(g: &[T], bound: T) -> (f64, bool) {
-    let mut sum = 0.0f64;
-    let mut finite = true;
-    for &v in g {
-        finite &= v.is_finite();
-        let c = clamp_abs(v, bound).to_f64_lossless();
-        sum += c * c;
+/// Independent accumulators of the vectorised reductions (eight `f64` lanes: one 512-bit vector).
+const LANES: usize = 8;
+
+/// Sum of squares of `clamp(g)` over one chunk (in `f64`, eight lanes combined in a fixed order), and
+/// whether every element was finite.
+#[inline(always)]
+fn chunk_sum_sq_body<T: Scalar>(g: &[T], bound: T) -> (f64, bool) {
+    let mut sum = [0.0f64; LANES];
+    let mut finite = [true; LANES];
+    let chunks = g.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for i in 0..LANES {
+            finite[i] &= c[i].is_finite();
+            let v = clamp_abs(c[i], bound).to_f64_lossless();
+            sum[i] += v * v;
+        }
     }
-    (sum, finite)
+    let mut total = sum.iter().sum::<f64>();
+    let mut all_finite = finite.iter().all(|&f| f);
+    for &v in rest {
+        all_finite &= v.is_finite();
+        let c = clamp_abs(v, bound).to_f64_lossless();
+        total += c * c;
+    }
+    (total, all_finite)
+}
+
+/// Whether every element of a chunk is finite (the check alone, when no norm is needed).
+#[inline(always)]
+fn chunk_finite_body<T: Scalar>(g: &[T]) -> bool {
+    let mut finite = [true; LANES];
+    let chunks = g.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for i in 0..LANES {
+            finite[i] &= c[i].is_finite();
+        }
+    }
+    finite.iter().all(|&f| f) && rest.iter().all(|v| v.is_finite())
+}
+
+crate::rule::multiversion! {
+    fn chunk_sum_sq_simd<T>(g: &[T], bound: T) -> (f64, bool) = chunk_sum_sq_body;
+}
+crate::rule::multiversion! {
+    fn chunk_finite_simd<T>(g: &[T]) -> bool = chunk_finite_body;
+}
+
+/// One chunk's sum of squares (0 when `want_sum` is false) and finiteness.
+fn chunk_sum_sq<T: Scalar>(g: &[T], bound: T, want_sum: bool) -> (f64, bool) {
+    if want_sum {
+        chunk_sum_sq_simd(g, bound)
+    } else {
+        (0.0, chunk_finite_simd(g))
+    }
 }
 
 /// Sum of squares (of value-clamped elements) of one gradient, and whether it is finite, in a
@@ -120,6 +166,7 @@ fn chunk_sum_sq<T: Scalar>(g: &[T], bound: T) -> (f64, bool) {
 pub(crate) fn grad_sum_sq<T: Scalar>(
     grad: &ArrayViewD<'_, T>,
     bound: T,
+    want_sum: bool,
     partials: &mut Vec<(f64, bool)>,
 ) -> (f64, bool) {
     let Some(g) = grad.as_slice_memory_order() else {
@@ -134,7 +181,7 @@ pub(crate) fn grad_sum_sq<T: Scalar>(
         return (sum, finite);
     };
     if g.len() <= NORM_CHUNK {
-        return chunk_sum_sq(g, bound);
+        return chunk_sum_sq(g, bound, want_sum);
     }
     let chunks = g.len().div_ceil(NORM_CHUNK);
     partials.clear();
@@ -142,7 +189,7 @@ pub(crate) fn grad_sum_sq<T: Scalar>(
     partials
         .par_iter_mut()
         .zip(g.par_chunks(NORM_CHUNK))
-        .for_each(|(out, chunk)| *out = chunk_sum_sq(chunk, bound));
+        .for_each(|(out, chunk)| *out = chunk_sum_sq(chunk, bound, want_sum));
     partials
         .iter()
         .fold((0.0, true), |(s, f), &(cs, cf)| (s + cs, f && cf))
@@ -153,7 +200,7 @@ pub fn global_grad_norm<T: Scalar>(grads: &[ArrayViewD<'_, T>]) -> f64 {
     let mut partials = Vec::new();
     grads
         .iter()
-        .map(|g| grad_sum_sq(g, T::infinity(), &mut partials).0)
+        .map(|g| grad_sum_sq(g, T::infinity(), true, &mut partials).0)
         .sum::<f64>()
         .sqrt()
 }

@@ -201,7 +201,8 @@ impl<T: Scalar, C: Rule> Optim<T, C> {
     fn check_pass(
         &mut self,
         params: &mut dyn Params<T>,
-        want_norm: bool,
+        want_check: bool,
+        want_sum: bool,
         clip_value: T,
     ) -> Result<(f64, Option<String>)> {
         self.passes += 1;
@@ -244,8 +245,8 @@ impl<T: Scalar, C: Rule> Optim<T, C> {
                 });
             }
             state.seen = pass;
-            if want_norm {
-                let (sum_sq, finite) = grad_sum_sq(&p.grad, clip_value, partials);
+            if want_check {
+                let (sum_sq, finite) = grad_sum_sq(&p.grad, clip_value, want_sum, partials);
                 total += sum_sq;
                 if !finite && first_bad.is_none() {
                     first_bad = Some(p.name.to_string());
@@ -285,8 +286,9 @@ impl<T: Scalar, C: Rule> Optimizer<T> for Optim<T, C> {
     fn step(&mut self, params: &mut dyn Params<T>) -> Result<StepReport> {
         let max_norm = self.clip.max_norm;
         let clip_value = T::from_f64_lossy(self.clip.max_value.unwrap_or(f64::INFINITY));
-        let want_norm = max_norm.is_some() || self.non_finite != NonFinitePolicy::Unchecked;
-        let (sum_sq, first_bad) = self.check_pass(params, want_norm, clip_value)?;
+        let want_sum = max_norm.is_some();
+        let want_check = want_sum || self.non_finite != NonFinitePolicy::Unchecked;
+        let (sum_sq, first_bad) = self.check_pass(params, want_check, want_sum, clip_value)?;
         let lr0 = self.schedule.lr(self.steps, self.group_values(0).lr);
         if let Some(param) = first_bad {
             match self.non_finite {

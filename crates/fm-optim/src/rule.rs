@@ -165,17 +165,17 @@ where
 /// Defines `$name`, which runs the generic `$body` compiled for the widest vector instruction set the
 /// CPU has (AVX-512F, else AVX2+FMA, else the baseline), detected at run time.
 macro_rules! multiversion {
-    ($(#[$doc:meta])* $vis:vis fn $name:ident<$T:ident>($($arg:ident: $ty:ty),* $(,)?) = $body:ident;) => {
+    ($(#[$doc:meta])* $vis:vis fn $name:ident<$T:ident>($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? = $body:ident;) => {
         $(#[$doc])*
-        $vis fn $name<$T: $crate::scalar::Scalar>($($arg: $ty),*) {
+        $vis fn $name<$T: $crate::scalar::Scalar>($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f")]
-                unsafe fn avx512<$T: $crate::scalar::Scalar>($($arg: $ty),*) {
+                unsafe fn avx512<$T: $crate::scalar::Scalar>($($arg: $ty),*) $(-> $ret)? {
                     $body::<$T>($($arg),*)
                 }
                 #[target_feature(enable = "avx2,fma")]
-                unsafe fn avx2<$T: $crate::scalar::Scalar>($($arg: $ty),*) {
+                unsafe fn avx2<$T: $crate::scalar::Scalar>($($arg: $ty),*) $(-> $ret)? {
                     $body::<$T>($($arg),*)
                 }
                 if std::is_x86_feature_detected!("avx512f") {

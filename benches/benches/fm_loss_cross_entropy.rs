@@ -12,6 +12,8 @@ use ndarray::Array2;
 fn cross_entropy(c: &mut Criterion) {
     let mut group = c.benchmark_group("cross_entropy_fwd_bwd");
     group.sample_size(10);
+    group.warm_up_time(std::time::Duration::from_secs(1));
+    group.measurement_time(std::time::Duration::from_secs(3));
     let options = CrossEntropyOptions::default();
     for v in [4096usize, 32768] {
         let n = 2048;

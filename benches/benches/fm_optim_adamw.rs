@@ -11,6 +11,8 @@ use ndarray::{ArrayD, IxDyn};
 fn adamw(c: &mut Criterion) {
     let mut group = c.benchmark_group("adamw_step");
     group.sample_size(10);
+    group.warm_up_time(std::time::Duration::from_secs(1));
+    group.measurement_time(std::time::Duration::from_secs(3));
     for n in [10_000_000usize, 50_000_000] {
         let mut theta = ArrayD::<f32>::from_elem(IxDyn(&[n]), 0.1);
         let mut grad = ArrayD::<f32>::from_elem(IxDyn(&[n]), 0.01);

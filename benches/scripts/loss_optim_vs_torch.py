@@ -136,8 +136,10 @@ def main():
         pct = f"{100 * s['gbps'] / triad:.0f}%" if triad else ""
         print(f"| {bench} {size} | {threads} | {impl} {variant} | {1e3 * s['median_s']:.2f} | "
               f"{1e3 * s['min_s']:.2f} | {s['gbps']:.1f} | {pct} | {ratio} |")
-    triads = sorted({(k[2], round(v['triad'], 1)) for k, v in summary.items() if v['triad']})
-    print("\ntriad GB/s (threads, median of the Rust runs' measurements):", triads)
+    for threads in (1, 2):
+        values = [r["triad_gbps"] for r in results if "triad_gbps" in r and r["threads"] == threads]
+        print(f"\ntriad, {threads} thread(s): median {statistics.median(values):.1f} GB/s, "
+              f"range {min(values):.1f}-{max(values):.1f} over {len(values)} measurements")
 
 
 if __name__ == "__main__":

@@ -29,12 +29,12 @@
 //! | mean squared error | [`mse`] | [`mse_backward`] | [`autograd::mse`] |
 //! | mean absolute error | [`mae`] | [`mae_backward`] | [`autograd::mae`] |
 //! | Huber / smooth L1 | [`huber`], [`smooth_l1`] | [`huber_backward`], [`smooth_l1_backward`] | [`autograd::huber`], [`autograd::smooth_l1`] |
-//! | cross-entropy, class indices | [`cross_entropy`] | [`cross_entropy_backward`] | [`autograd::cross_entropy`] |
+//! | cross-entropy, class indices | [`cross_entropy()`] | [`cross_entropy_backward`] | [`autograd::cross_entropy`] |
 //! | cross-entropy, fused (LM vocabularies) | [`fused_cross_entropy`], [`fused_cross_entropy_in_place`] | (same call) | [`autograd::cross_entropy`] |
 //! | cross-entropy, probability targets | [`cross_entropy_with_probs`] | [`cross_entropy_with_probs_backward`] | [`autograd::cross_entropy_with_probs`] |
 //! | negative log-likelihood | [`nll_loss`] | [`nll_loss_backward`] | [`autograd::nll_loss`] |
 //! | binary cross-entropy with logits | [`bce_with_logits`] | [`bce_with_logits_backward`] | [`autograd::bce_with_logits`] |
-//! | hinge (±1 labels) / multiclass hinge | [`hinge`], [`multi_margin`] | [`hinge_backward`], [`multi_margin_backward`] | [`autograd::hinge`], [`autograd::multi_margin`] |
+//! | hinge (±1 labels) / multiclass hinge | [`hinge()`], [`multi_margin`] | [`hinge_backward`], [`multi_margin_backward`] | [`autograd::hinge`], [`autograd::multi_margin`] |
 //! | KL divergence | [`kl_div`] | [`kl_div_backward`] | [`autograd::kl_div`] |
 //!
 //! Formulas, options and defaults follow PyTorch's `torch.nn.functional` (the crate's tests compare

@@ -3,7 +3,7 @@
 //! `loss[n] = −w[y_n] · log_probs[n, y_n]`, PyTorch's `nll_loss`: classes on the last axis, targets of
 //! the leading shape, optional per-class weights and `ignore_index`; `Mean` divides by the sum of the
 //! weights of the non-ignored targets. Feed it the output of a log-softmax; for raw logits
-//! [`cross_entropy`](crate::cross_entropy) is the same loss, fused and stable.
+//! [`cross_entropy`](crate::cross_entropy()) is the same loss, fused and stable.
 
 use fm_tensor::Element;
 use ndarray::{ArrayD, ArrayViewD, Axis};

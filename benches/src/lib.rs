@@ -285,3 +285,6 @@ pub fn triad_gbps(threads: usize, repeats: usize) -> f64 {
     std::hint::black_box(&a);
     (3 * 4 * LEN) as f64 / best / 1e9
 }
+
+/// Helpers shared by the fm-loss and fm-optim benches and reports.
+pub mod loss_optim;

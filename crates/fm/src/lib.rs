@@ -1,6 +1,27 @@
 //! # fm
 //!
-//! One dependency for the whole fm stack: re-exports each stage's crate under a short name.
-//! See the README for the crate map.
+//! Open infrastructure for foundation models on the CPU, as one dependency: each stage's crate is
+//! re-exported under a short name. Add the single crates instead when you need only one stage.
+//!
+//! | module | crate | for |
+//! |---|---|---|
+//! | [`tensor`] | `fm-tensor` | tensors, GEMM, ops, autograd, init, safetensors, threads and memory |
+//! | [`loss`] | `fm-loss` | losses with gradients, fused LM cross-entropy |
+//! | [`optim`] | `fm-optim` | optimizers, clipping, LR schedules |
+//! | [`eval`] | `fm-eval` | metrics matching scikit-learn, evaluation reports |
+//!
+//! ```
+//! use fm::tensor::autograd::Tape;
+//! let tape = Tape::<f32>::new();
+//! let x = tape.variable(ndarray::array![[1.0f32, 2.0]]);
+//! let y = x.matmul(tape.constant(ndarray::array![[3.0f32], [4.0]]))?;
+//! assert_eq!(y.item()?, 11.0);
+//! # Ok::<(), fm::tensor::TensorError>(())
+//! ```
+//!
+//! The end-to-end example is the README's main job: `cargo run --release -p fm --example end_to_end`.
 
+pub use fm_eval as eval;
+pub use fm_loss as loss;
+pub use fm_optim as optim;
 pub use fm_tensor as tensor;

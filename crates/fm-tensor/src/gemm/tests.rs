@@ -320,7 +320,10 @@ fn empty_dimensions_are_fine_and_k_zero_scales_c() {
     c.fill(f32::NAN);
     gemm(1.0, a.view(), b.view(), 0.0, c.view_mut()).unwrap();
     assert!(c.iter().all(|&x| x == 0.0));
-    assert_eq!(matmul(a.view(), b.view()).unwrap(), Array2::zeros((2, 3)));
+    assert_eq!(
+        matmul(a.view(), b.view()).unwrap(),
+        Array2::<f32>::zeros((2, 3))
+    );
 }
 
 #[test]

@@ -238,7 +238,7 @@ pub fn resolve_reshape(op: &'static str, from: &[usize], spec: &[isize]) -> Resu
                     ),
                 ));
             }
-            if count % known_count != 0 {
+            if !count.is_multiple_of(known_count) {
                 return Err(mismatch());
             }
             let mut shape = known;
@@ -617,7 +617,7 @@ pub fn chunk<T: Element>(
 ) -> Result<Vec<ArrayD<T>>> {
     let a = normalize_axis("chunk", axis, x.ndim())?;
     let len = x.shape()[a];
-    if parts == 0 || len % parts != 0 {
+    if parts == 0 || !len.is_multiple_of(parts) {
         return Err(TensorError::invalid_shape(
             "chunk",
             x.shape(),

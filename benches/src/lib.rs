@@ -1,1 +1,3 @@
 //! Shared helpers for fm benchmarks and reports.
+
+pub mod rust_docs;

@@ -27,7 +27,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .train(&lines)?;
     tok.save(dir.join("fm_trained.tokenizer.json"))?;
 
-    let mut texts: Vec<String> = serde_json::from_str(&fs::read_to_string(dir.join("cases.json"))?)?;
+    let mut texts: Vec<String> =
+        serde_json::from_str(&fs::read_to_string(dir.join("cases.json"))?)?;
     texts.push("<mask> is <|pad|><|pad|> and <|endoftext|>".into());
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let ids = tok.encode_batch(&refs)?;
@@ -40,7 +41,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "texts": texts,
         "ids": ids,
     });
-    fs::write(dir.join("fm_encodings.json"), serde_json::to_string(&out)? + "\n")?;
+    fs::write(
+        dir.join("fm_encodings.json"),
+        serde_json::to_string(&out)? + "\n",
+    )?;
     println!(
         "wrote fm_trained.tokenizer.json (vocab {}) and fm_encodings.json ({} texts)",
         tok.vocab_size(),

@@ -94,7 +94,10 @@ fn training_gives_hf_vocabulary_merges_and_file() {
             );
         }
         assert_eq!(ours_merges.len(), their_merges.len(), "{name}: merge count");
-        assert!(tok.model_vocab().eq(theirs.model_vocab()), "{name}: vocabulary");
+        assert!(
+            tok.model_vocab().eq(theirs.model_vocab()),
+            "{name}: vocabulary"
+        );
         let hf_text = fs::read_to_string(fixture(name)).unwrap();
         assert!(
             tok.to_json_string() == hf_text,
@@ -119,7 +122,10 @@ fn fm_trained_fixture_is_reproduced_and_encodes_as_recorded() {
         .train(&training_lines())
         .unwrap();
     let file = fs::read_to_string(fixture("fm_trained.tokenizer.json")).unwrap();
-    assert!(tok.to_json_string() == file, "training no longer reproduces the fixture");
+    assert!(
+        tok.to_json_string() == file,
+        "training no longer reproduces the fixture"
+    );
     let texts: Vec<String> = serde_json::from_value(recorded["texts"].clone()).unwrap();
     let ids = ids_of(&recorded["ids"]);
     let loaded = BpeTokenizer::from_file(fixture("fm_trained.tokenizer.json")).unwrap();

@@ -144,7 +144,9 @@ impl Tokenizer for CharTokenizer {
                 return;
             }
             match segment {
-                Segment::Text(t) => result = self.encode_chars(t, t.as_ptr() as usize - base, &mut out),
+                Segment::Text(t) => {
+                    result = self.encode_chars(t, t.as_ptr() as usize - base, &mut out)
+                }
                 Segment::Added(id) => out.push(id),
             }
         });

@@ -501,7 +501,10 @@ mod tests {
         assert!(json.contains(&pair));
         let legacy = json.replacen(&pair, &format!("\"{l} {r}\""), 1);
         let back = BpeTokenizer::from_json_str(&legacy).unwrap();
-        assert_eq!(back.merges().collect::<Vec<_>>(), tok.merges().collect::<Vec<_>>());
+        assert_eq!(
+            back.merges().collect::<Vec<_>>(),
+            tok.merges().collect::<Vec<_>>()
+        );
     }
 
     fn error_of(json: &str) -> String {
@@ -550,7 +553,10 @@ mod tests {
         assert!(e.contains("model type WordPiece"), "{e}");
         let e = with("/model/dropout", serde_json::json!(0.1));
         assert!(e.contains("dropout"), "{e}");
-        let e = with("/post_processor", serde_json::json!({"type": "TemplateProcessing"}));
+        let e = with(
+            "/post_processor",
+            serde_json::json!({"type": "TemplateProcessing"}),
+        );
         assert!(e.contains("post_processor TemplateProcessing"), "{e}");
         let e = with("/added_tokens/0/lstrip", Value::Bool(true));
         assert!(e.contains("lstrip"), "{e}");

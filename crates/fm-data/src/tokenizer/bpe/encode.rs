@@ -10,10 +10,11 @@
 //! lines; for long pieces (runs of spaces or dashes thousands long) a heap over a linked list keeps
 //! the cost at O(n log n).
 //!
-//! **The cache.** Text repeats its words, so each thread keeps the ids of the words it has encoded
-//! (pieces up to [`CACHE_MAX_PIECE_LEN`] bytes), up to [`CACHE_MAX_ENTRIES`] of them, then starts
-//! afresh. The cache belongs to one tokenizer at a time: using another tokenizer on the same thread
-//! empties it.
+//! **The cache.** Text repeats its words, so each thread keeps the ids of the pieces it has encoded,
+//! up to [`CACHE_MAX_ENTRIES`] of them or [`CACHE_MAX_KEY_BYTES`] of piece text, then starts afresh.
+//! Long pieces are cached too (up to [`CACHE_MAX_PIECE_LEN`] bytes): they are mostly runs of spaces
+//! or newlines (indentation) that recur exactly and cost the most to merge. The cache belongs to one
+//! tokenizer at a time: using another tokenizer on the same thread empties it.
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
@@ -27,10 +28,12 @@ pub(super) const NO_ID: u32 = u32::MAX;
 const NO_MERGE: u64 = u64::MAX;
 /// Pieces longer than this go to the heap-based merger.
 const FLAT_MAX_SYMBOLS: usize = 128;
-/// Longest piece (in bytes) kept in the word cache; longer ones rarely repeat.
-pub(super) const CACHE_MAX_PIECE_LEN: usize = 64;
+/// Longest piece (in bytes) kept in the word cache.
+pub(super) const CACHE_MAX_PIECE_LEN: usize = 4096;
 /// Entries after which a thread's word cache is emptied.
 pub(super) const CACHE_MAX_ENTRIES: usize = 1 << 17;
+/// Bytes of cached piece text after which a thread's word cache is emptied.
+pub(super) const CACHE_MAX_KEY_BYTES: usize = 8 << 20;
 
 /// The tables a piece is encoded with: borrowed from the tokenizer.
 pub(super) struct Merger<'a> {
@@ -186,6 +189,8 @@ pub(super) struct WordCache {
     /// Piece bytes → (start, len) in `ids`.
     map: FastMap<Box<[u8]>, (u32, u32)>,
     ids: Vec<u32>,
+    /// Total length of the keys in `map`.
+    key_bytes: usize,
     pub(super) scratch: Scratch,
 }
 
@@ -195,6 +200,7 @@ impl WordCache {
             owner: 0,
             map: FastMap::default(),
             ids: Vec::new(),
+            key_bytes: 0,
             scratch: Scratch::default(),
         }
     }
@@ -202,6 +208,7 @@ impl WordCache {
     fn clear(&mut self) {
         self.map.clear();
         self.ids.clear();
+        self.key_bytes = 0;
     }
 
     /// Appends the ids of `piece` to `out`, from the cache or by merging (then remembered).
@@ -217,9 +224,11 @@ impl WordCache {
         }
         let before = out.len();
         m.encode_piece(piece, out, &mut self.scratch);
-        if self.map.len() >= CACHE_MAX_ENTRIES {
+        if self.map.len() >= CACHE_MAX_ENTRIES || self.key_bytes + piece.len() > CACHE_MAX_KEY_BYTES
+        {
             self.clear();
         }
+        self.key_bytes += piece.len();
         let start = self.ids.len() as u32;
         self.ids.extend_from_slice(&out[before..]);
         self.map

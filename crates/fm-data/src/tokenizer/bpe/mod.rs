@@ -232,12 +232,13 @@ impl BpeTokenizer {
             .map(|(_, m)| m)
             .collect();
 
-        let unk_id = match &options.unk_token {
-            None => None,
-            Some(unk) => Some(ids.get(unk.as_str()).copied().ok_or_else(|| {
-                invalid(format!("unk_token {unk:?} is not in the vocabulary"))
-            })?),
-        };
+        let unk_id =
+            match &options.unk_token {
+                None => None,
+                Some(unk) => Some(ids.get(unk.as_str()).copied().ok_or_else(|| {
+                    invalid(format!("unk_token {unk:?} is not in the vocabulary"))
+                })?),
+            };
         let whole_words = if options.ignore_merges {
             (0..size)
                 .filter(|&id| in_model[id])
@@ -466,8 +467,8 @@ mod tests {
         vocab.push(("abc".into(), 257));
         vocab.push(("Ġa".into(), 258));
         vocab.push(("<s>".into(), 259));
-        let merges = [("a", "b"), ("ab", "c"), ("Ġ", "a")]
-            .map(|(l, r)| (l.to_string(), r.to_string()));
+        let merges =
+            [("a", "b"), ("ab", "c"), ("Ġ", "a")].map(|(l, r)| (l.to_string(), r.to_string()));
         BpeTokenizer::from_vocab_and_merges(
             vocab,
             merges,
@@ -483,7 +484,10 @@ mod tests {
         assert_eq!(tok.encode("abc").unwrap(), [257]);
         assert_eq!(tok.encode("abd a").unwrap(), [256, b'd' as u32, 258]);
         assert_eq!(tok.encode("<s>abc<s>").unwrap(), [259, 257, 259]);
-        assert_eq!(tok.encode_ordinary("<s>"), [b'<' as u32, b's' as u32, b'>' as u32]);
+        assert_eq!(
+            tok.encode_ordinary("<s>"),
+            [b'<' as u32, b's' as u32, b'>' as u32]
+        );
         assert_eq!(tok.encode("").unwrap(), Vec::<u32>::new());
     }
 
@@ -495,7 +499,10 @@ mod tests {
         assert_eq!(tok.decode_skip_special(&ids).unwrap(), "abc a\n");
         // Half a character: the exact bytes, or U+FFFD in text.
         let e_acute = "é".as_bytes();
-        assert_eq!(tok.decode_bytes(&[e_acute[0] as u32]).unwrap(), [e_acute[0]]);
+        assert_eq!(
+            tok.decode_bytes(&[e_acute[0] as u32]).unwrap(),
+            [e_acute[0]]
+        );
         assert_eq!(tok.decode(&[e_acute[0] as u32]).unwrap(), "\u{FFFD}");
     }
 
@@ -534,7 +541,9 @@ mod tests {
         let err = |vocab: Vec<(String, u32)>, merges: Vec<(&str, &str)>, added| {
             BpeTokenizer::from_vocab_and_merges(
                 vocab,
-                merges.into_iter().map(|(l, r)| (l.to_string(), r.to_string())),
+                merges
+                    .into_iter()
+                    .map(|(l, r)| (l.to_string(), r.to_string())),
                 added,
                 BpeOptions::default(),
             )
@@ -542,7 +551,10 @@ mod tests {
             .to_string()
         };
         let e = err(vocab(), vec![("a", "b")], vec![]);
-        assert!(e.contains("merge 1 (\"a\", \"b\"): \"ab\" is not in the vocabulary"), "{e}");
+        assert!(
+            e.contains("merge 1 (\"a\", \"b\"): \"ab\" is not in the vocabulary"),
+            "{e}"
+        );
         let e = err(vocab(), vec![("a", "z")], vec![]);
         assert!(e.contains("\"z\" is not in the vocabulary"), "{e}");
         let mut dup = vocab();
@@ -580,9 +592,8 @@ mod tests {
             ignore_merges: true,
             ..BpeOptions::default()
         };
-        let tok =
-            BpeTokenizer::from_vocab_and_merges(vocab.clone(), merges.clone(), vec![], opts)
-                .unwrap();
+        let tok = BpeTokenizer::from_vocab_and_merges(vocab.clone(), merges.clone(), vec![], opts)
+            .unwrap();
         assert_eq!(tok.encode("abc").unwrap(), [257]);
         let plain =
             BpeTokenizer::from_vocab_and_merges(vocab, merges, vec![], BpeOptions::default())

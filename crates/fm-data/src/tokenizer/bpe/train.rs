@@ -393,10 +393,7 @@ impl BpeTrainer {
 /// Pair counts over all words (weighted) and, for each pair, the words it occurs in (ascending,
 /// once each). Parallel over blocks of words; block results are combined in block order.
 #[allow(clippy::type_complexity)]
-fn count_pairs(
-    words: &[Vec<u32>],
-    weights: &[i64],
-) -> (FastMap<u64, i64>, FastMap<u64, Vec<u32>>) {
+fn count_pairs(words: &[Vec<u32>], weights: &[i64]) -> (FastMap<u64, i64>, FastMap<u64, Vec<u32>>) {
     const BLOCK: usize = 8192;
     let blocks: Vec<(FastMap<u64, i64>, FastMap<u64, Vec<u32>>)> = words
         .par_chunks(BLOCK)
@@ -613,7 +610,10 @@ mod tests {
         for (l, r) in tok.merges() {
             let merged = format!("{l}{r}");
             let id = tok.token_to_id(&merged).unwrap();
-            let mut bytes = tok.token_bytes(tok.token_to_id(l).unwrap()).unwrap().to_vec();
+            let mut bytes = tok
+                .token_bytes(tok.token_to_id(l).unwrap())
+                .unwrap()
+                .to_vec();
             bytes.extend_from_slice(tok.token_bytes(tok.token_to_id(r).unwrap()).unwrap());
             assert_eq!(tok.token_bytes(id).unwrap(), &bytes[..]);
             assert_eq!(bytes_to_token_string(&bytes), merged);

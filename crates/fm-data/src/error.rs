@@ -70,6 +70,27 @@ pub enum DataError {
         /// Its byte offset in the text.
         position: usize,
     },
+    /// A file that is not a valid token shard (wrong magic, a header that disagrees with the file's
+    /// length, ...).
+    #[error("{}: invalid token shard: {reason}", .path.display())]
+    InvalidTokenShard {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A range of positions that does not fit in what it indexes.
+    #[error("{what}: range {start}..{start}+{len} is out of bounds for length {size}")]
+    OutOfRange {
+        /// What was indexed.
+        what: &'static str,
+        /// First position asked for.
+        start: usize,
+        /// Number of positions asked for.
+        len: usize,
+        /// Number of positions there are.
+        size: usize,
+    },
     /// A configuration value outside its domain (a vocabulary too small for its alphabet, an empty
     /// special token, ...).
     #[error("{what}: {reason}")]

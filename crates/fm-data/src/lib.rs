@@ -42,6 +42,8 @@
 //! 2. [`tokenizer::byte_level`]: the GPT-2 pre-tokenizer (a hand-written scanner equal to the
 //!    GPT-2 regex) and the byte ↔ character map.
 //! 3. [`tokenizer::hf_json`]: what of Hugging Face's `tokenizer.json` is read and written.
+//! 4. [`token_shard`]: a tokenized corpus on disk (u16/u32 ids behind a small JSON header), written
+//!    by streaming and read back memory-mapped as windows and ndarray batches.
 //!
 //! ## Compatibility with Hugging Face `tokenizers`
 //!
@@ -61,6 +63,7 @@
 //! token id names the id and the vocabulary size. Nothing panics on user input.
 
 pub mod error;
+pub mod token_shard;
 pub mod tokenizer;
 
 pub use error::{DataError, Result};

@@ -116,8 +116,15 @@ fn merge_flat(m: &Merger<'_>, symbols: &mut Vec<u32>, packed: &mut Vec<u64>) {
             return;
         }
         symbols[at] = best as u32;
-        symbols.remove(at + 1);
-        packed.remove(at);
+        // Shift by hand: these arrays are a few dozen entries, shorter than a memmove call is worth.
+        for i in at + 1..symbols.len() - 1 {
+            symbols[i] = symbols[i + 1];
+        }
+        symbols.pop();
+        for i in at..packed.len() - 1 {
+            packed[i] = packed[i + 1];
+        }
+        packed.pop();
         if at + 1 < symbols.len() {
             packed[at] = m.lookup(symbols[at], symbols[at + 1]);
         }
@@ -186,7 +193,7 @@ fn merge_with_heap(m: &Merger<'_>, symbols: &mut Vec<u32>) {
 pub(super) struct WordCache {
     /// The tokenizer the entries belong to.
     owner: u64,
-    /// Piece bytes → (start, len) in `ids`.
+    /// Piece bytes → (start, len) in `ids`, or (the id, 1) for a piece of one token.
     map: FastMap<Box<[u8]>, (u32, u32)>,
     ids: Vec<u32>,
     /// Total length of the keys in `map`.
@@ -219,7 +226,12 @@ impl WordCache {
             return;
         }
         if let Some(&(start, len)) = self.map.get(piece) {
-            out.extend_from_slice(&self.ids[start as usize..(start + len) as usize]);
+            if len == 1 {
+                // Most cached pieces are one token: its id is stored in place of the start.
+                out.push(start);
+            } else {
+                out.extend_from_slice(&self.ids[start as usize..(start + len) as usize]);
+            }
             return;
         }
         let before = out.len();
@@ -229,10 +241,15 @@ impl WordCache {
             self.clear();
         }
         self.key_bytes += piece.len();
-        let start = self.ids.len() as u32;
-        self.ids.extend_from_slice(&out[before..]);
-        self.map
-            .insert(piece.into(), (start, (out.len() - before) as u32));
+        let new = &out[before..];
+        let entry = if new.len() == 1 {
+            (new[0], 1)
+        } else {
+            let start = self.ids.len() as u32;
+            self.ids.extend_from_slice(new);
+            (start, new.len() as u32)
+        };
+        self.map.insert(piece.into(), entry);
     }
 }
 

@@ -137,6 +137,14 @@ impl BpeTokenizer {
         if size > (u32::MAX as usize) {
             return Err(invalid("token id u32::MAX is reserved".into()));
         }
+        // Tables are indexed by id: refuse ids so sparse that one typo would allocate gigabytes.
+        let count = vocab.len() + added.len();
+        if size > 16 * count + (1 << 16) {
+            return Err(invalid(format!(
+                "largest id {} for only {count} tokens: ids this sparse are not supported",
+                size - 1
+            )));
+        }
         let mut tokens: Vec<Option<Box<str>>> = vec![None; size];
         let mut token_bytes: Vec<Option<Box<[u8]>>> = vec![None; size];
         let mut in_model = vec![false; size];
@@ -564,6 +572,10 @@ mod tests {
         assert!(e.contains("vocabulary gives it 0"), "{e}");
         let e = err(vocab(), vec![], vec![AddedToken::special("<x>", 1)]);
         assert!(e.contains("which the vocabulary gives to \"b\""), "{e}");
+        let mut sparse = vocab();
+        sparse.push(("c".into(), 4_000_000_000));
+        let e = err(sparse, vec![], vec![]);
+        assert!(e.contains("largest id 4000000000 for only 3 tokens"), "{e}");
     }
 
     #[test]

@@ -550,6 +550,23 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_corpus_gives_the_byte_alphabet() {
+        let tok = BpeTrainer::builder()
+            .vocab_size(1000)
+            .special_tokens(["<s>"])
+            .build()
+            .unwrap()
+            .train(&[""; 0])
+            .unwrap();
+        assert_eq!(tok.vocab_size(), 257);
+        assert_eq!(tok.merges().count(), 0);
+        assert_eq!(
+            tok.decode(&tok.encode("any text ✓").unwrap()).unwrap(),
+            "any text ✓"
+        );
+    }
+
+    #[test]
     fn specials_come_first_then_bytes_in_character_order() {
         let tok = BpeTrainer::builder()
             .vocab_size(300)

@@ -112,8 +112,8 @@ fn flag(v: &Value, key: &str, default: bool) -> bool {
 }
 
 impl BpeTokenizer {
-    /// Loads a Hugging Face `tokenizer.json` (see the [module docs](self::super::hf_json) for what
-    /// is supported).
+    /// Loads a Hugging Face `tokenizer.json` (see the [module docs](crate::tokenizer::hf_json) for
+    /// what is supported).
     ///
     /// ```no_run
     /// use fm_data::tokenizer::{BpeTokenizer, Tokenizer};

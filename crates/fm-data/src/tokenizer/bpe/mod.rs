@@ -51,8 +51,9 @@ static NEXT_CACHE_OWNER: AtomicU64 = AtomicU64::new(1);
 
 /// A byte-level BPE tokenizer: vocabulary, merges and added tokens.
 ///
-/// Immutable once built, cheap to share across threads (`&BpeTokenizer` is `Sync`); encoding uses
-/// a per-thread cache of word ids (see `encode.rs`).
+/// Immutable once built, cheap to share across threads (`&BpeTokenizer` is `Sync`). Encoding keeps
+/// a per-thread cache of the ids of words seen, bounded at 2^17 words or 8 MiB of word text per
+/// thread and emptied when the thread encodes with another tokenizer.
 ///
 /// ```
 /// use fm_data::tokenizer::{BpeTrainer, Tokenizer};

@@ -288,3 +288,6 @@ pub fn triad_gbps(threads: usize, repeats: usize) -> f64 {
 
 /// Helpers shared by the fm-loss and fm-optim benches and reports.
 pub mod loss_optim;
+
+/// The Rust documentation corpus shipped with the toolchain (fm-data benches).
+pub mod rust_docs;

@@ -9,6 +9,7 @@
 //! ```
 
 pub mod clean;
+pub mod dedup;
 pub mod error;
 
 pub use error::DataError;

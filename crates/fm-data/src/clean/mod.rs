@@ -1,5 +1,7 @@
 //! Text cleaning steps that report what they changed, as counts.
 
+pub mod pii;
+
 /// Counts of what [`normalize_whitespace`] changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WhitespaceCounts {

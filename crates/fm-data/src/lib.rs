@@ -11,5 +11,6 @@
 pub mod clean;
 pub mod dedup;
 pub mod error;
+pub mod labels;
 
 pub use error::DataError;

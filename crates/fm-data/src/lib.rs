@@ -9,6 +9,7 @@
 //! ```
 
 pub mod clean;
+pub mod collect;
 pub mod dedup;
 pub mod error;
 pub mod labels;

@@ -1,6 +1,7 @@
 //! Text cleaning steps that report what they changed, as counts.
 
 pub mod pii;
+pub mod quality;
 
 /// Counts of what [`normalize_whitespace`] changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

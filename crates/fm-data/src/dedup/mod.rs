@@ -69,3 +69,60 @@ mod tests {
         assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
     }
 }
+
+/// Counts from [`dedup_paragraphs`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ParagraphDedupCounts {
+    /// Paragraphs seen in total.
+    pub paragraphs: usize,
+    /// Paragraphs dropped because an identical (whitespace-normalised) one came earlier in the corpus.
+    pub dropped: usize,
+}
+
+/// Drops every paragraph (blank-line separated block) already seen earlier in the corpus, in input
+/// order; a document that was wholly made of earlier paragraphs (e.g. a book's print page) comes
+/// back empty. Deterministic: the first occurrence always wins.
+pub fn dedup_paragraphs<S: AsRef<str>>(docs: &[S]) -> (Vec<String>, ParagraphDedupCounts) {
+    let mut seen = std::collections::HashSet::new();
+    let mut counts = ParagraphDedupCounts::default();
+    let out = docs
+        .iter()
+        .map(|d| {
+            let mut kept = Vec::new();
+            for p in d.as_ref().split("\n\n").filter(|p| !p.trim().is_empty()) {
+                counts.paragraphs += 1;
+                let norm = p.split_whitespace().collect::<Vec<_>>().join(" ");
+                if seen.insert(norm) {
+                    kept.push(p.trim());
+                } else {
+                    counts.dropped += 1;
+                }
+            }
+            kept.join("\n\n")
+        })
+        .collect();
+    (out, counts)
+}
+
+#[cfg(test)]
+mod paragraph_tests {
+    use super::*;
+
+    #[test]
+    fn superset_document_is_emptied() {
+        let docs = [
+            "ch one a\n\nch one b",
+            "ch two",
+            "ch one  a\n\nch one b\n\nch two",
+        ];
+        let (out, c) = dedup_paragraphs(&docs);
+        assert_eq!(out, vec!["ch one a\n\nch one b", "ch two", ""]);
+        assert_eq!(
+            c,
+            ParagraphDedupCounts {
+                paragraphs: 6,
+                dropped: 3
+            }
+        );
+    }
+}

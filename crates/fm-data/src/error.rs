@@ -100,6 +100,14 @@ pub enum DataError {
         /// Why.
         reason: String,
     },
+    /// A line of a text source that is not valid UTF-8 (when the caller chose to stop on it).
+    #[error("{}:{line}: invalid UTF-8", .path.display())]
+    InvalidUtf8 {
+        /// The source file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+    },
 }
 
 impl DataError {

@@ -1,6 +1,7 @@
 //! # fm-data
 //!
-//! The first stage of the fm stack: turning text into the token ids a model trains on. It speaks
+//! The first stage of the fm stack: collecting and cleaning text, and turning it into the token ids
+//! a model trains on. It speaks
 //! plain Rust types (strings, `Vec<u32>`) and needs no autograd, so it is usable on its own — to
 //! train a tokenizer, to load a Hugging Face one, or to tokenize a corpus for another framework.
 //!
@@ -42,7 +43,10 @@
 //! 2. [`tokenizer::byte_level`]: the GPT-2 pre-tokenizer (a hand-written scanner equal to the
 //!    GPT-2 regex) and the byte ↔ character map.
 //! 3. [`tokenizer::hf_json`]: what of Hugging Face's `tokenizer.json` is read and written.
-//! 4. [`token_shard`]: a tokenized corpus on disk (u16/u32 ids behind a small JSON header), written
+//! 4. [`collect`]: streaming line readers with provenance and a skip-or-stop policy for bad input;
+//!    [`clean`]: whitespace and control characters, PII masking, quality filters; [`dedup`]: exact
+//!    and paragraph-level deduplication; [`labels`]: class counts and stratified splits.
+//! 5. [`token_shard`]: a tokenized corpus on disk (u16/u32 ids behind a small JSON header), written
 //!    by streaming and read back memory-mapped as windows and ndarray batches.
 //!
 //! ## Compatibility with Hugging Face `tokenizers`
@@ -62,7 +66,11 @@
 //! One error type, [`DataError`]. A malformed file names the file, line and column; an unknown
 //! token id names the id and the vocabulary size. Nothing panics on user input.
 
+pub mod clean;
+pub mod collect;
+pub mod dedup;
 pub mod error;
+pub mod labels;
 pub mod token_shard;
 pub mod tokenizer;
 

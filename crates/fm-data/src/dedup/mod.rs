@@ -1,0 +1,128 @@
+//! Exact deduplication of documents by a stable hash of their whitespace-normalised text.
+
+use std::collections::HashMap;
+
+/// 64-bit FNV-1a: stable across runs, platforms and Rust versions (unlike `DefaultHasher`).
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// Result of [`exact_dedup`]: indices kept (first of each cluster) and clusters of duplicates.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExactDedupReport {
+    /// Indices of the documents kept, in input order.
+    pub kept: Vec<usize>,
+    /// Each cluster of two or more identical documents, as input indices; the first is kept.
+    pub clusters: Vec<Vec<usize>>,
+}
+
+/// Groups documents whose text is identical after collapsing whitespace; keeps the first of each.
+/// Texts with equal hashes are compared byte for byte, so hash collisions never merge documents.
+pub fn exact_dedup<S: AsRef<str>>(docs: &[S]) -> ExactDedupReport {
+    let norm: Vec<String> = docs
+        .iter()
+        .map(|d| d.as_ref().split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    let mut by_hash: HashMap<u64, Vec<Vec<usize>>> = HashMap::new();
+    let mut order: Vec<(u64, usize)> = Vec::new();
+    for (i, t) in norm.iter().enumerate() {
+        let groups = by_hash.entry(fnv1a64(t.as_bytes())).or_default();
+        match groups.iter_mut().position(|g| norm[g[0]] == *t) {
+            Some(k) => groups[k].push(i),
+            None => {
+                order.push((fnv1a64(t.as_bytes()), groups.len()));
+                groups.push(vec![i]);
+            }
+        }
+    }
+    let mut report = ExactDedupReport::default();
+    for (h, k) in order {
+        let g = &by_hash[&h][k];
+        report.kept.push(g[0]);
+        if g.len() > 1 {
+            report.clusters.push(g.clone());
+        }
+    }
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_whitespace_variants() {
+        let docs = ["a  b", "c", "a b", "c\n", "d"];
+        let r = exact_dedup(&docs);
+        assert_eq!(r.kept, vec![0, 1, 4]);
+        assert_eq!(r.clusters, vec![vec![0, 2], vec![1, 3]]);
+    }
+
+    #[test]
+    fn fnv_known_value() {
+        // FNV-1a 64 of "a" from the published test vectors.
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+}
+
+/// Counts from [`dedup_paragraphs`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ParagraphDedupCounts {
+    /// Paragraphs seen in total.
+    pub paragraphs: usize,
+    /// Paragraphs dropped because an identical (whitespace-normalised) one came earlier in the corpus.
+    pub dropped: usize,
+}
+
+/// Drops every paragraph (blank-line separated block) already seen earlier in the corpus, in input
+/// order; a document that was wholly made of earlier paragraphs (e.g. a book's print page) comes
+/// back empty. Deterministic: the first occurrence always wins.
+pub fn dedup_paragraphs<S: AsRef<str>>(docs: &[S]) -> (Vec<String>, ParagraphDedupCounts) {
+    let mut seen = std::collections::HashSet::new();
+    let mut counts = ParagraphDedupCounts::default();
+    let out = docs
+        .iter()
+        .map(|d| {
+            let mut kept = Vec::new();
+            for p in d.as_ref().split("\n\n").filter(|p| !p.trim().is_empty()) {
+                counts.paragraphs += 1;
+                let norm = p.split_whitespace().collect::<Vec<_>>().join(" ");
+                if seen.insert(norm) {
+                    kept.push(p.trim());
+                } else {
+                    counts.dropped += 1;
+                }
+            }
+            kept.join("\n\n")
+        })
+        .collect();
+    (out, counts)
+}
+
+#[cfg(test)]
+mod paragraph_tests {
+    use super::*;
+
+    #[test]
+    fn superset_document_is_emptied() {
+        let docs = [
+            "ch one a\n\nch one b",
+            "ch two",
+            "ch one  a\n\nch one b\n\nch two",
+        ];
+        let (out, c) = dedup_paragraphs(&docs);
+        assert_eq!(out, vec!["ch one a\n\nch one b", "ch two", ""]);
+        assert_eq!(
+            c,
+            ParagraphDedupCounts {
+                paragraphs: 6,
+                dropped: 3
+            }
+        );
+    }
+}

@@ -8,5 +8,8 @@
 //! (Crate tour and runnable example: written as the modules land.)
 
 pub mod error;
+pub mod kv_cache;
+pub mod positional;
 
 pub use error::{AttentionError, Result};
+pub use kv_cache::KvCache;

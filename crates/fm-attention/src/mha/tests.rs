@@ -477,3 +477,39 @@ fn dropout_only_in_training_calls_and_seeded() {
     assert_eq!(train_a, run(&MhaOptions::new().training(1)));
     assert_ne!(train_a, run(&MhaOptions::new().training(2)));
 }
+
+#[test]
+fn results_are_bitwise_identical_for_one_and_two_threads() {
+    let config = MhaConfig::new(64, 4)
+        .kv_heads(2)
+        .causal(true)
+        .rope(10_000.0);
+    let mut store = ParamStore::<f32>::new();
+    let mha = MultiHeadAttention::new(&mut store, "attn", config, 21).unwrap();
+    // Large enough that RoPE and the GEMMs take their parallel paths.
+    let x = hidden::<f32>(4, 96, 64, 0.6);
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let tape = Tape::<f32>::new();
+            let input = tape.variable(x.clone());
+            let y = mha.forward(&store, input, &MhaOptions::new()).unwrap();
+            let grads = tape.backward(y.square().unwrap().sum().unwrap()).unwrap();
+            let weight_grads: Vec<ArrayD<f32>> = mha
+                .params()
+                .iter()
+                .map(|&id| grads.param(id).unwrap().clone())
+                .collect();
+            (
+                y.value().into_array(),
+                grads.of(input).unwrap().clone(),
+                weight_grads,
+            )
+        })
+    };
+    let (one, two) = (run(1), run(2));
+    assert!(one.0 == two.0 && one.1 == two.1 && one.2 == two.2);
+}

@@ -98,7 +98,7 @@ pub(crate) fn check_qkv(
             format!("empty head_dim: q {q:?}, v {v:?}"),
         ));
     }
-    if dims.kv_heads == 0 || dims.heads % dims.kv_heads != 0 {
+    if dims.kv_heads == 0 || !dims.heads.is_multiple_of(dims.kv_heads) {
         return Err(AttentionError::config(
             "kv heads",
             format!(
@@ -264,7 +264,6 @@ impl<'o, T: Element> Problem<'o, T> {
     }
 
     /// Whether any per-element bias or mask besides causal applies (padding, additive, ALiBi).
-    #[allow(dead_code)] // used by the tiled kernels
     pub fn has_elementwise_rules(&self) -> bool {
         self.key_padding.is_some() || self.additive.is_some() || self.alibi.is_some()
     }

@@ -2,7 +2,9 @@
 //! token at several cache lengths, at 1 and 2 threads, and a least-squares fit
 //! `time(L) = fixed + per_position · L` showing that a step grows only by a term linear in the cache
 //! length L. The attention kernel alone (`attention_forward` of one query over L cached keys) is
-//! timed in the same rounds: its slope is the linear term's expected size.
+//! timed in the same rounds: its slope is the linear term's expected size. So is a yardstick for
+//! that kernel: the same attention as two fm-tensor matrix-vector products and a softmax per head
+//! ("gemv"), checked to agree with the kernel before timing.
 //!
 //! ```text
 //! cargo run --release -p fm-benches --bin attention_decode_report -- [--lens 128,256,512,1024,2048]
@@ -19,7 +21,8 @@ use fm_attention::{
 };
 use fm_benches::{interleaved, pool, random_f32, Timing};
 use fm_tensor::autograd::{ParamStore, Tape};
-use ndarray::{Array3, Array4};
+use fm_tensor::gemm;
+use ndarray::{s, Array2, Array3, Array4, ArrayView4};
 
 fn list(args: &[String], flag: &str, default: &[usize]) -> Vec<usize> {
     args.iter()
@@ -40,6 +43,46 @@ fn fit_line(points: &[(f64, f64)]) -> (f64, f64) {
     let sxx: f64 = points.iter().map(|(x, _)| (x - mx) * (x - mx)).sum();
     let slope = sxy / sxx;
     (my - slope * mx, slope)
+}
+
+/// Attention of one query per head over the cache written as two fm-tensor matrix-vector products
+/// and a softmax per head (scores `q·Kᵀ`, weights, `p·V`): the memory-bound floor a decode kernel can
+/// be compared with. Not part of fm-attention; a yardstick for this report only.
+fn gemv_attention(
+    q: &Array4<f32>,
+    keys: ArrayView4<'_, f32>,
+    values: ArrayView4<'_, f32>,
+) -> Array4<f32> {
+    let (batch, heads, _, head_dim) = q.dim();
+    let len = keys.dim().2;
+    let scale = 1.0 / (head_dim as f32).sqrt();
+    let mut out = Array4::<f32>::zeros((batch, heads, 1, head_dim));
+    let mut scores = Array2::<f32>::zeros((1, len));
+    for b in 0..batch {
+        for h in 0..heads {
+            let qh = q.slice(s![b, h, .., ..]);
+            gemm(
+                scale,
+                qh,
+                keys.slice(s![b, h, .., ..]).t(),
+                0.0,
+                scores.view_mut(),
+            )
+            .unwrap();
+            let max = scores.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+            scores.mapv_inplace(|x| (x - max).exp());
+            let sum: f32 = scores.sum();
+            gemm(
+                1.0 / sum,
+                scores.view(),
+                values.slice(s![b, h, .., ..]),
+                0.0,
+                out.slice_mut(s![b, h, .., ..]),
+            )
+            .unwrap();
+        }
+    }
+    out
 }
 
 fn random4(shape: (usize, usize, usize, usize), seed: u64) -> Array4<f32> {
@@ -80,17 +123,39 @@ fn main() {
     let kernel_caches = caches.clone();
     let query = random4((1, n_heads, 1, head_dim), 5);
     let kernel_opts = AttentionOptions::new().causal(true);
+    if let Some(cache) = kernel_caches.last() {
+        let fused =
+            attention_forward(query.view(), cache.keys(), cache.values(), &kernel_opts).unwrap();
+        let yardstick = gemv_attention(&query, cache.keys(), cache.values());
+        let diff = fused
+            .output
+            .iter()
+            .zip(yardstick.iter())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            diff < 1e-4,
+            "gemv yardstick disagrees with the kernel by {diff}"
+        );
+    }
 
     println!(
         "decode step, MultiHeadAttention (d_model {d_model}, {n_heads} heads, head_dim {head_dim}), batch 1, f32, \
          {steps} steps per run, {runs} runs; times per step"
     );
     println!(
-        "{:>3} {:>6} {:>12} {:>12} {:>12} {:>14} {:>12}",
-        "thr", "cache", "step med µs", "step min µs", "tokens/s", "kernel med µs", "fit µs"
+        "{:>3} {:>6} {:>12} {:>12} {:>12} {:>14} {:>12} {:>12}",
+        "thr",
+        "cache",
+        "step med µs",
+        "step min µs",
+        "tokens/s",
+        "kernel med µs",
+        "gemv med µs",
+        "fit µs"
     );
     for &t in &threads {
-        let timings: Vec<(Timing, Timing)> = pool(t).install(|| {
+        let timings: Vec<(Timing, Timing, Timing)> = pool(t).install(|| {
             let mut step_runs: Vec<Box<dyn FnMut() + '_>> = Vec::new();
             let mut kernel_runs: Vec<Box<dyn FnMut() + '_>> = Vec::new();
             for cache in caches.iter_mut() {
@@ -122,37 +187,58 @@ fn main() {
                     }
                 }));
             }
+            let mut gemv_runs: Vec<Box<dyn FnMut() + '_>> = Vec::new();
+            for cache in kernel_caches.iter() {
+                let query = &query;
+                gemv_runs.push(Box::new(move || {
+                    for _ in 0..steps {
+                        std::hint::black_box(gemv_attention(query, cache.keys(), cache.values()));
+                    }
+                }));
+            }
             let mut contenders: Vec<&mut dyn FnMut()> = Vec::new();
-            for (s, k) in step_runs.iter_mut().zip(kernel_runs.iter_mut()) {
+            for ((s, k), g) in step_runs
+                .iter_mut()
+                .zip(kernel_runs.iter_mut())
+                .zip(gemv_runs.iter_mut())
+            {
                 contenders.push(s.as_mut());
                 contenders.push(k.as_mut());
+                contenders.push(g.as_mut());
             }
             let all = interleaved(3, runs, &mut contenders);
-            all.chunks(2).map(|pair| (pair[0], pair[1])).collect()
+            all.chunks(3).map(|c| (c[0], c[1], c[2])).collect()
         });
         let per_step = |t: &Timing| (t.median / steps as f64, t.best / steps as f64);
         let points: Vec<(f64, f64)> = lens
             .iter()
             .zip(&timings)
-            .map(|(&len, (s, _))| (len as f64, per_step(s).0 * 1e6))
+            .map(|(&len, (s, _, _))| (len as f64, per_step(s).0 * 1e6))
             .collect();
         let kernel_points: Vec<(f64, f64)> = lens
             .iter()
             .zip(&timings)
-            .map(|(&len, (_, k))| (len as f64, per_step(k).0 * 1e6))
+            .map(|(&len, (_, k, _))| (len as f64, per_step(k).0 * 1e6))
             .collect();
         let (fixed, per_position) = fit_line(&points);
         let (kernel_fixed, kernel_per_position) = fit_line(&kernel_points);
-        for ((&len, (s, k)), &(_, med_us)) in lens.iter().zip(&timings).zip(&points) {
+        let gemv_points: Vec<(f64, f64)> = lens
+            .iter()
+            .zip(&timings)
+            .map(|(&len, (_, _, g))| (len as f64, per_step(g).0 * 1e6))
+            .collect();
+        let (gemv_fixed, gemv_per_position) = fit_line(&gemv_points);
+        for ((&len, (s, k, g)), &(_, med_us)) in lens.iter().zip(&timings).zip(&points) {
             let (_, best) = per_step(s);
             println!(
-                "{:>3} {:>6} {:>12.1} {:>12.1} {:>12.0} {:>14.1} {:>12.1}",
+                "{:>3} {:>6} {:>12.1} {:>12.1} {:>12.0} {:>14.1} {:>12.1} {:>12.1}",
                 t,
                 len,
                 med_us,
                 best * 1e6,
                 1e6 / med_us,
                 per_step(k).0 * 1e6,
+                per_step(g).0 * 1e6,
                 fixed + per_position * len as f64
             );
         }
@@ -162,6 +248,11 @@ fn main() {
             per_position * 1e3,
             kernel_per_position * 1e3,
             per_position / kernel_per_position
+        );
+        println!(
+            "{t} thread(s): gemv yardstick = {gemv_fixed:.1} µs + {:.2} ns × L; kernel slope / gemv slope = {:.2}",
+            gemv_per_position * 1e3,
+            kernel_per_position / gemv_per_position
         );
         if let (Some(first), Some(last)) = (points.first(), points.last()) {
             println!(

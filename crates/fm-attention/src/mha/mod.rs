@@ -73,7 +73,8 @@ impl<'a> MhaOptions<'a> {
     }
 
     /// `[batch, seq_q]` positions for the rotary embeddings (left-padded batches); otherwise queries sit
-    /// at `0..seq` (or after the cached positions when decoding).
+    /// at `0..seq` (or after the cached positions when decoding). RoPE only: ALiBi's bias uses the
+    /// positions in the sequence (and the cache).
     pub fn position_ids(mut self, ids: ArrayView2<'a, usize>) -> Self {
         self.position_ids = Some(ids);
         self
@@ -381,7 +382,8 @@ impl MultiHeadAttention {
     /// the last `new` rows of [`forward`](Self::forward) on the whole sequence.
     ///
     /// Queries and keys sit at positions `cache.len() ..` (RoPE and ALiBi), or at
-    /// [`MhaOptions::position_ids`]. On error the cache is unchanged — in particular
+    /// [`MhaOptions::position_ids`] (RoPE). No dropout is applied, even with
+    /// [`MhaOptions::training`]. On error the cache is unchanged — in particular
     /// [`AttentionError::CacheFull`] when the new tokens do not fit.
     ///
     /// Gradients do not flow into the cache: on a recording tape the cached keys and values are

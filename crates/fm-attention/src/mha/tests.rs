@@ -513,3 +513,54 @@ fn results_are_bitwise_identical_for_one_and_two_threads() {
     let (one, two) = (run(1), run(2));
     assert!(one.0 == two.0 && one.1 == two.1 && one.2 == two.2);
 }
+
+#[test]
+fn left_padded_batch_decodes_with_position_ids_and_padding() {
+    // Row 1 is left-padded by two tokens: its real tokens sit at positions 0, 1, ... while row 0 starts
+    // at once. Full forward with ids and padding equals step-by-step decoding with the same inputs.
+    let config = MhaConfig::new(16, 4)
+        .kv_heads(2)
+        .causal(true)
+        .rope(10_000.0);
+    let mut store = ParamStore::<f64>::new();
+    let mha = MultiHeadAttention::new(&mut store, "attn", config, 8).unwrap();
+    let steps = 7;
+    let x = hidden::<f64>(2, steps, 16, 0.25);
+    let ids = Array2::from_shape_fn(
+        (2, steps),
+        |(b, t)| if b == 0 { t } else { t.saturating_sub(2) },
+    );
+    let padding = Array2::from_shape_fn((2, steps), |(b, t)| b == 0 || t >= 2);
+    let tape = Tape::<f64>::no_grad();
+    let opts = MhaOptions::new()
+        .position_ids(ids.view())
+        .key_padding(padding.view());
+    let full = mha
+        .forward(&store, tape.constant(x.clone()), &opts)
+        .unwrap()
+        .value();
+    let full = full.into_dimensionality::<Ix3>().unwrap();
+    let mut cache = mha.new_cache::<f64>(2, steps).unwrap();
+    for t in 0..steps {
+        let step_ids = ids.slice(s![.., t..t + 1]);
+        let seen = padding.slice(s![.., ..t + 1]);
+        let opts = MhaOptions::new().position_ids(step_ids).key_padding(seen);
+        let token = tape.constant(x.slice(s![.., t..t + 1, ..]).to_owned());
+        let got = mha
+            .decode_step(&store, token, &mut cache, &opts)
+            .unwrap()
+            .value()
+            .into_array();
+        let want = full.slice(s![.., t..t + 1, ..]).to_owned().into_dyn();
+        assert!(max_diff(&got, &want) < 1e-12, "step {t}");
+    }
+    // The padded row's real tokens equal the same tokens run alone from position 0.
+    let alone = tape.constant(x.slice(s![1..2, 2.., ..]).to_owned());
+    let alone = mha
+        .forward(&store, alone, &MhaOptions::new())
+        .unwrap()
+        .value()
+        .into_array();
+    let padded_rows = full.slice(s![1..2, 2.., ..]).to_owned().into_dyn();
+    assert!(max_diff(&alone, &padded_rows) < 1e-12);
+}

@@ -80,7 +80,11 @@ mod f32_path {
         // Adding 1.5·2^23 rounds to an integer without a call to `round` (vectorises).
         const ROUNDER: f32 = 12_582_912.0;
         let xc = x.clamp(EXP_MIN, EXP_MAX);
-        let n = mul_add::<FMA>(xc, LOG2E, ROUNDER) - ROUNDER;
+        let shifted = mul_add::<FMA>(xc, LOG2E, ROUNDER);
+        let n = shifted - ROUNDER;
+        // The integer n sits in the low mantissa bits of `shifted` (its ulp is 1): read it from there
+        // instead of `n as i32`, whose saturating conversion the compiler does one lane at a time.
+        let n_int = shifted.to_bits().wrapping_sub(ROUNDER.to_bits()) as i32;
         let r = mul_add::<FMA>(-n, LN2_LO, mul_add::<FMA>(-n, LN2_HI, xc));
         let mut p = 1.0 / 720.0;
         p = mul_add::<FMA>(p, r, 1.0 / 120.0);
@@ -89,7 +93,7 @@ mod f32_path {
         p = mul_add::<FMA>(p, r, 0.5);
         p = mul_add::<FMA>(p, r, 1.0);
         p = mul_add::<FMA>(p, r, 1.0);
-        let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+        let scale = f32::from_bits(((n_int + 127) as u32) << 23);
         if x < EXP_MIN {
             0.0
         } else {

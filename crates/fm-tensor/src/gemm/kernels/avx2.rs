@@ -257,24 +257,34 @@ unsafe fn gemv_cols_f64(call: &GemvCall<f64>) {
 unsafe fn transpose_8x8(r: [__m256; 8]) -> [__m256; 8] {
     // SAFETY: AVX is enabled in the calling entry point.
     unsafe {
-        let t: [__m256; 8] = std::array::from_fn(|i| {
-            let (a, b) = (r[i & !1], r[i | 1]);
-            if i % 2 == 0 {
-                _mm256_unpacklo_ps(a, b)
-            } else {
-                _mm256_unpackhi_ps(a, b)
-            }
-        });
+        // A loop, not `array::from_fn`: a closure loses the target features and its intrinsics
+        // would become calls.
+        let mut t = [_mm256_setzero_ps(); 8];
+        for i in 0..8 {
+            t[i] = {
+                let (a, b) = (r[i & !1], r[i | 1]);
+                if i % 2 == 0 {
+                    _mm256_unpacklo_ps(a, b)
+                } else {
+                    _mm256_unpackhi_ps(a, b)
+                }
+            };
+        }
         // u[4g + c]: rows 4g..4g+4 of column c (low 128 bits) and c + 4 (high 128 bits).
-        let u: [__m256; 8] = std::array::from_fn(|i| {
-            let g = i / 4 * 4;
-            let (a, b) = (t[g + (i % 4) / 2], t[g + 2 + (i % 4) / 2]);
-            if i % 2 == 0 {
-                _mm256_shuffle_ps::<0x44>(a, b)
-            } else {
-                _mm256_shuffle_ps::<0xEE>(a, b)
-            }
-        });
+        // A loop, not `array::from_fn`: a closure loses the target features and its intrinsics
+        // would become calls.
+        let mut u = [_mm256_setzero_ps(); 8];
+        for i in 0..8 {
+            u[i] = {
+                let g = i / 4 * 4;
+                let (a, b) = (t[g + (i % 4) / 2], t[g + 2 + (i % 4) / 2]);
+                if i % 2 == 0 {
+                    _mm256_shuffle_ps::<0x44>(a, b)
+                } else {
+                    _mm256_shuffle_ps::<0xEE>(a, b)
+                }
+            };
+        }
         let mut out = [_mm256_setzero_ps(); 8];
         for c in 0..4 {
             out[c] = _mm256_permute2f128_ps::<0x20>(u[c], u[c + 4]);
@@ -303,13 +313,18 @@ unsafe fn transpose_rows_f32<const H: usize>(
         let mask = mask32(H);
         let mut p = 0;
         while p + 8 <= kc {
-            let rows: [__m256; 8] = std::array::from_fn(|i| {
-                if i < H {
-                    _mm256_loadu_ps(src.offset(i as isize * rs).add(p))
-                } else {
-                    _mm256_setzero_ps()
-                }
-            });
+            // A loop, not `array::from_fn`: a closure loses the target features and its intrinsics
+            // would become calls.
+            let mut rows = [_mm256_setzero_ps(); 8];
+            for i in 0..8 {
+                rows[i] = {
+                    if i < H {
+                        _mm256_loadu_ps(src.offset(i as isize * rs).add(p))
+                    } else {
+                        _mm256_setzero_ps()
+                    }
+                };
+            }
             for (u, col) in transpose_8x8(rows).iter().enumerate() {
                 if H == 8 {
                     _mm256_storeu_ps(dst.add((p + u) * ld_out), *col);
@@ -365,13 +380,18 @@ unsafe fn transpose_rows_f64<const H: usize>(
         let mask = mask64(H);
         let mut p = 0;
         while p + 4 <= kc {
-            let rows: [__m256d; 4] = std::array::from_fn(|i| {
-                if i < H {
-                    _mm256_loadu_pd(src.offset(i as isize * rs).add(p))
-                } else {
-                    _mm256_setzero_pd()
-                }
-            });
+            // A loop, not `array::from_fn`: a closure loses the target features and its intrinsics
+            // would become calls.
+            let mut rows = [_mm256_setzero_pd(); 4];
+            for i in 0..4 {
+                rows[i] = {
+                    if i < H {
+                        _mm256_loadu_pd(src.offset(i as isize * rs).add(p))
+                    } else {
+                        _mm256_setzero_pd()
+                    }
+                };
+            }
             for (u, col) in transpose_4x4(rows).iter().enumerate() {
                 if H == 4 {
                     _mm256_storeu_pd(dst.add((p + u) * ld_out), *col);

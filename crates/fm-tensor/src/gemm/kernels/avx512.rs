@@ -222,37 +222,52 @@ unsafe fn transpose_16x16(r: [__m512; 16]) -> [__m512; 16] {
     unsafe {
         // Interleave pairs of rows, then pairs of pairs: u[4g + c] holds, in its four 128-bit lanes,
         // rows 4g..4g+4 of columns c, c+4, c+8, c+12.
-        let t: [__m512; 16] = std::array::from_fn(|i| {
-            let (a, b) = (r[i & !1], r[i | 1]);
-            if i % 2 == 0 {
-                _mm512_unpacklo_ps(a, b)
-            } else {
-                _mm512_unpackhi_ps(a, b)
-            }
-        });
-        let u: [__m512; 16] = std::array::from_fn(|i| {
-            let g = i / 4 * 4;
-            let (a, b) = (
-                _mm512_castps_pd(t[g + (i % 4) / 2]),
-                _mm512_castps_pd(t[g + 2 + (i % 4) / 2]),
-            );
-            _mm512_castpd_ps(if i % 2 == 0 {
-                _mm512_unpacklo_pd(a, b)
-            } else {
-                _mm512_unpackhi_pd(a, b)
-            })
-        });
+        // A loop, not `array::from_fn`: a closure loses the target features and its intrinsics
+        // would become calls.
+        let mut t = [_mm512_setzero_ps(); 16];
+        for i in 0..16 {
+            t[i] = {
+                let (a, b) = (r[i & !1], r[i | 1]);
+                if i % 2 == 0 {
+                    _mm512_unpacklo_ps(a, b)
+                } else {
+                    _mm512_unpackhi_ps(a, b)
+                }
+            };
+        }
+        // A loop, not `array::from_fn`: a closure loses the target features and its intrinsics
+        // would become calls.
+        let mut u = [_mm512_setzero_ps(); 16];
+        for i in 0..16 {
+            u[i] = {
+                let g = i / 4 * 4;
+                let (a, b) = (
+                    _mm512_castps_pd(t[g + (i % 4) / 2]),
+                    _mm512_castps_pd(t[g + 2 + (i % 4) / 2]),
+                );
+                _mm512_castpd_ps(if i % 2 == 0 {
+                    _mm512_unpacklo_pd(a, b)
+                } else {
+                    _mm512_unpackhi_pd(a, b)
+                })
+            };
+        }
         // Gather 128-bit lanes across row groups: v[2c'], v[2c'+1] from (u[c'], u[c'+4]), ...
-        let v: [__m512; 16] = std::array::from_fn(|i| {
-            let base = if i < 8 { 0 } else { 8 };
-            let c = (i % 8) / 2;
-            let (a, b) = (u[base + c], u[base + 4 + c]);
-            if i % 2 == 0 {
-                _mm512_shuffle_f32x4::<0x88>(a, b)
-            } else {
-                _mm512_shuffle_f32x4::<0xDD>(a, b)
-            }
-        });
+        // A loop, not `array::from_fn`: a closure loses the target features and its intrinsics
+        // would become calls.
+        let mut v = [_mm512_setzero_ps(); 16];
+        for i in 0..16 {
+            v[i] = {
+                let base = if i < 8 { 0 } else { 8 };
+                let c = (i % 8) / 2;
+                let (a, b) = (u[base + c], u[base + 4 + c]);
+                if i % 2 == 0 {
+                    _mm512_shuffle_f32x4::<0x88>(a, b)
+                } else {
+                    _mm512_shuffle_f32x4::<0xDD>(a, b)
+                }
+            };
+        }
         // v[2c] = [R0-3 col c, R0-3 col c+8, R4-7 col c, R4-7 col c+8] (c over 0,1,2,3 in the
         // order u delivers them: 0, 1, 2, 3 → columns 0, 1, 2, 3 with +4 in the odd v).
         let mut out = [_mm512_setzero_ps(); 16];
@@ -290,13 +305,18 @@ unsafe fn transpose_rows_f32<const H: usize>(
     unsafe {
         let mut p = 0;
         while p + 16 <= kc {
-            let rows: [__m512; 16] = std::array::from_fn(|i| {
-                if i < H {
-                    _mm512_loadu_ps(src.offset(i as isize * rs).add(p))
-                } else {
-                    _mm512_setzero_ps()
-                }
-            });
+            // A loop, not `array::from_fn`: a closure loses the target features and its intrinsics
+            // would become calls.
+            let mut rows = [_mm512_setzero_ps(); 16];
+            for i in 0..16 {
+                rows[i] = {
+                    if i < H {
+                        _mm512_loadu_ps(src.offset(i as isize * rs).add(p))
+                    } else {
+                        _mm512_setzero_ps()
+                    }
+                };
+            }
             let cols = transpose_16x16(rows);
             for (u, col) in cols.iter().enumerate() {
                 _mm512_mask_storeu_ps(dst.add((p + u) * ld_out), mask, *col);
@@ -320,24 +340,34 @@ unsafe fn transpose_8x8(r: [__m512d; 8]) -> [__m512d; 8] {
     // SAFETY: AVX-512F is enabled in the calling entry point.
     unsafe {
         // t[2j] / t[2j+1]: rows 2j, 2j+1 of the even / odd columns, one column pair per 128-bit lane.
-        let t: [__m512d; 8] = std::array::from_fn(|i| {
-            let (a, b) = (r[i & !1], r[i | 1]);
-            if i % 2 == 0 {
-                _mm512_unpacklo_pd(a, b)
-            } else {
-                _mm512_unpackhi_pd(a, b)
-            }
-        });
+        // A loop, not `array::from_fn`: a closure loses the target features and its intrinsics
+        // would become calls.
+        let mut t = [_mm512_setzero_pd(); 8];
+        for i in 0..8 {
+            t[i] = {
+                let (a, b) = (r[i & !1], r[i | 1]);
+                if i % 2 == 0 {
+                    _mm512_unpacklo_pd(a, b)
+                } else {
+                    _mm512_unpackhi_pd(a, b)
+                }
+            };
+        }
         // u[0..4] rows 0-3, u[4..8] rows 4-7: columns (0,4), (2,6), (1,5), (3,7) per lane pair.
-        let u: [__m512d; 8] = std::array::from_fn(|i| {
-            let g = i / 4 * 4;
-            let (a, b) = (t[g + (i % 4) / 2], t[g + 2 + (i % 4) / 2]);
-            if i % 2 == 0 {
-                _mm512_shuffle_f64x2::<0x88>(a, b)
-            } else {
-                _mm512_shuffle_f64x2::<0xDD>(a, b)
-            }
-        });
+        // A loop, not `array::from_fn`: a closure loses the target features and its intrinsics
+        // would become calls.
+        let mut u = [_mm512_setzero_pd(); 8];
+        for i in 0..8 {
+            u[i] = {
+                let g = i / 4 * 4;
+                let (a, b) = (t[g + (i % 4) / 2], t[g + 2 + (i % 4) / 2]);
+                if i % 2 == 0 {
+                    _mm512_shuffle_f64x2::<0x88>(a, b)
+                } else {
+                    _mm512_shuffle_f64x2::<0xDD>(a, b)
+                }
+            };
+        }
         let mut out = [_mm512_setzero_pd(); 8];
         for (i, &col) in [0usize, 2, 1, 3].iter().enumerate() {
             out[col] = _mm512_shuffle_f64x2::<0x88>(u[i], u[i + 4]);
@@ -364,13 +394,18 @@ unsafe fn transpose_rows_f64<const H: usize>(
     unsafe {
         let mut p = 0;
         while p + 8 <= kc {
-            let rows: [__m512d; 8] = std::array::from_fn(|i| {
-                if i < H {
-                    _mm512_loadu_pd(src.offset(i as isize * rs).add(p))
-                } else {
-                    _mm512_setzero_pd()
-                }
-            });
+            // A loop, not `array::from_fn`: a closure loses the target features and its intrinsics
+            // would become calls.
+            let mut rows = [_mm512_setzero_pd(); 8];
+            for i in 0..8 {
+                rows[i] = {
+                    if i < H {
+                        _mm512_loadu_pd(src.offset(i as isize * rs).add(p))
+                    } else {
+                        _mm512_setzero_pd()
+                    }
+                };
+            }
             let cols = transpose_8x8(rows);
             for (u, col) in cols.iter().enumerate() {
                 _mm512_mask_storeu_pd(dst.add((p + u) * ld_out), mask, *col);

@@ -74,6 +74,36 @@ impl<T: Element> EncoderClassifier<T> {
         })
     }
 
+    /// Saves `config.json` and `model.safetensors` into `dir` (created if needed), atomically.
+    pub fn save(&self, dir: impl AsRef<std::path::Path>) -> Result<()> {
+        let dir = dir.as_ref();
+        crate::checkpoint::ensure_dir(dir)?;
+        crate::checkpoint::write_json_atomically(
+            dir.join(crate::checkpoint::CONFIG_FILE),
+            &self.config,
+        )?;
+        crate::checkpoint::save_params(
+            dir.join(crate::checkpoint::WEIGHTS_FILE),
+            &self.parameters(),
+            &self.params,
+        )
+    }
+
+    /// Loads a model saved by [`save`](Self::save): the config, then the weights, checked
+    /// against the parameters the config implies (see [`crate::checkpoint`]).
+    pub fn load(dir: impl AsRef<std::path::Path>) -> Result<Self> {
+        let dir = dir.as_ref();
+        let config = crate::checkpoint::read_json(dir.join(crate::checkpoint::CONFIG_FILE))?;
+        let mut model = Self::new(config, 0)?;
+        let params = model.parameters();
+        crate::checkpoint::load_params(
+            dir.join(crate::checkpoint::WEIGHTS_FILE),
+            &params,
+            &mut model.params,
+        )?;
+        Ok(model)
+    }
+
     /// The configuration.
     pub fn config(&self) -> &EncoderConfig {
         &self.config

@@ -4,11 +4,13 @@
 
 pub mod attention;
 pub mod block;
+pub mod checkpoint;
 pub mod config;
 pub mod dropout;
 pub mod embedding;
 pub mod encoder;
 pub mod error;
+pub mod generate;
 pub mod gpt;
 pub mod linear;
 pub mod mlp;
@@ -23,6 +25,7 @@ pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use encoder::EncoderClassifier;
 pub use error::{NnError, Result, WeightProblem};
+pub use generate::{generate, GenerateOptions, Generation, StopReason};
 pub use gpt::Gpt;
 pub use linear::Linear;
 pub use mlp::{Activation, Mlp};

@@ -292,6 +292,8 @@ fn scaled_dot_product_attention<'t, T: Element>(
     };
     let scale = T::from_f64_lossy(1.0 / (d as f64).sqrt());
     let scores = q.matmul(k.transpose(-1, -2)?)?.mul_scalar(scale)?;
+    // With one query (decoding) every cached key is in its past: no causal mask to build.
+    let causal = causal && tq > 1;
     let scores = if causal || key_padding.is_some() {
         let masked = T::from_f64_lossy(MASKED_SCORE);
         let rows = if key_padding.is_some() { batch } else { 1 };

@@ -6,21 +6,22 @@
 //! `n_heads / n_kv_heads` query heads. Rotary embeddings use the "rotate half" layout (the first
 //! and second halves of each head form the pairs), as Hugging Face's Llama and GPT-NeoX do.
 //!
-//! This file is the one place that knows how attention is computed, so that the kernel behind it can
-//! change without touching the blocks and models.
+//! The computation comes from fm-attention: the fused, tiled scaled dot-product attention op
+//! ([`fm_attention::autograd::attention`]: causal masking aligned bottom-right for cached decoding,
+//! key padding, grouped-query heads natively, no `T×T` score matrix), rotary embeddings as one op
+//! ([`fm_attention::positional::RotaryEmbedding`]), and per-layer [`fm_attention::KvCache`] buffers
+//! allocated once for the whole context. This file is the one place that knows that.
 
+use fm_attention::positional::RotaryEmbedding;
+use fm_attention::AttentionOptions;
 use fm_tensor::autograd::{concat, Var};
 use fm_tensor::init::Initializer;
 use fm_tensor::Element;
-use ndarray::{ArrayD, ArrayView2, IxDyn};
+use ndarray::{ArrayView2, Ix4};
 
 use crate::error::{NnError, Result};
 use crate::linear::Linear;
 use crate::module::{ForwardContext, Module, ParamBuilder, ParamRef};
-
-/// Added to the scores of masked keys: large enough that `exp` underflows to exactly 0, finite so
-/// that a row with every key masked stays finite (uniform) instead of NaN.
-const MASKED_SCORE: f64 = -1e9;
 
 /// Shape of an attention layer.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -74,20 +75,24 @@ impl AttentionConfig {
     }
 }
 
-/// Keys and values of earlier positions, one entry per layer, for incremental decoding.
+/// Keys and values of earlier positions, one [`fm_attention::KvCache`] per layer, for incremental
+/// decoding.
 ///
-/// Each layer keeps `[batch, n_kv_heads, cached_len, head_dim]` keys (after rotary embedding) and
-/// values. [`len`](Self::len) is the number of positions cached.
+/// Each layer keeps `[batch, n_kv_heads, len, head_dim]` keys (after rotary embedding) and values in
+/// buffers of `capacity` positions, allocated when the layer first runs (its batch size is known
+/// then). [`len`](Self::len) is the number of positions cached.
 #[derive(Debug, Clone)]
 pub struct KvCache<T: Element> {
-    layers: Vec<Option<(ArrayD<T>, ArrayD<T>)>>,
+    layers: Vec<Option<fm_attention::KvCache<T>>>,
+    capacity: usize,
 }
 
 impl<T: Element> KvCache<T> {
-    /// An empty cache for `n_layers` layers.
-    pub fn new(n_layers: usize) -> Self {
+    /// An empty cache for `n_layers` layers of up to `capacity` positions.
+    pub fn new(n_layers: usize, capacity: usize) -> Self {
         KvCache {
             layers: vec![None; n_layers],
+            capacity,
         }
     }
 
@@ -101,7 +106,7 @@ impl<T: Element> KvCache<T> {
         self.layers
             .first()
             .and_then(|l| l.as_ref())
-            .map_or(0, |(k, _)| k.shape()[2])
+            .map_or(0, fm_attention::KvCache::len)
     }
 
     /// Whether nothing is cached.
@@ -117,21 +122,51 @@ impl<T: Element> KvCache<T> {
     /// The cache of layer `index`.
     pub fn layer(&mut self, index: usize) -> Result<LayerKv<'_, T>> {
         let n = self.layers.len();
+        let capacity = self.capacity;
         let slot = self.layers.get_mut(index).ok_or_else(|| {
             NnError::InvalidArgument(format!("KV cache has {n} layers, asked for layer {index}"))
         })?;
-        Ok(LayerKv { slot })
+        Ok(LayerKv { slot, capacity })
     }
 }
 
 /// One layer's slot in a [`KvCache`].
 pub struct LayerKv<'c, T: Element> {
-    slot: &'c mut Option<(ArrayD<T>, ArrayD<T>)>,
+    slot: &'c mut Option<fm_attention::KvCache<T>>,
+    capacity: usize,
 }
 
 impl<T: Element> LayerKv<'_, T> {
     fn len(&self) -> usize {
-        self.slot.as_ref().map_or(0, |(k, _)| k.shape()[2])
+        self.slot.as_ref().map_or(0, fm_attention::KvCache::len)
+    }
+
+    /// Keys and values of the prefix and the new positions (`k`, `v` `[B, Hkv, new, D]`), with the
+    /// new ones appended to the cache. The prefix enters the tape as a constant; gradients still
+    /// reach the new positions.
+    fn extend<'t>(&mut self, k: Var<'t, T>, v: Var<'t, T>) -> Result<(Var<'t, T>, Var<'t, T>)> {
+        let shape = k.shape();
+        if self.slot.is_none() {
+            *self.slot = Some(fm_attention::KvCache::new(
+                shape[0],
+                shape[1],
+                shape[3],
+                self.capacity,
+            )?);
+        }
+        let cache = self.slot.as_mut().expect("just created");
+        let tape = k.tape();
+        let (k_all, v_all) = if cache.is_empty() {
+            (k, v)
+        } else {
+            (
+                concat(&[tape.constant(cache.keys().to_owned().into_dyn()), k], 2)?,
+                concat(&[tape.constant(cache.values().to_owned().into_dyn()), v], 2)?,
+            )
+        };
+        let (k_new, v_new) = (k.value(), v.value());
+        cache.append(as_rank4(&k_new)?, as_rank4(&v_new)?)?;
+        Ok((k_all, v_all))
     }
 }
 
@@ -140,6 +175,7 @@ impl<T: Element> LayerKv<'_, T> {
 pub struct SelfAttention {
     qkv_proj: Linear,
     out_proj: Linear,
+    rope: Option<RotaryEmbedding>,
     config: AttentionConfig,
 }
 
@@ -169,6 +205,10 @@ impl SelfAttention {
                 config.bias,
                 out_init,
             )?,
+            rope: match config.rope_theta {
+                Some(theta) => Some(RotaryEmbedding::new(head_dim, theta)?),
+                None => None,
+            },
             config,
         })
     }
@@ -217,23 +257,12 @@ impl SelfAttention {
             heads(parts[1], hkv)?,
             heads(parts[2], hkv)?,
         );
-        if let Some(theta) = self.config.rope_theta {
-            q = apply_rotary(q, start, theta)?;
-            k = apply_rotary(k, start, theta)?;
+        if let Some(rope) = &self.rope {
+            q = rope.apply(q, start)?;
+            k = rope.apply(k, start)?;
         }
         let (k, v) = match cache.as_mut() {
-            Some(layer) => {
-                let tape = ctx.tape();
-                let (k_all, v_all) = match layer.slot.take() {
-                    Some((k_past, v_past)) => (
-                        concat(&[tape.constant(k_past), k], 2)?,
-                        concat(&[tape.constant(v_past), v], 2)?,
-                    ),
-                    None => (k, v),
-                };
-                *layer.slot = Some((k_all.value().array().clone(), v_all.value().array().clone()));
-                (k_all, v_all)
-            }
+            Some(layer) => layer.extend(k, v)?,
             None => (k, v),
         };
         let keys = start + seq;
@@ -246,8 +275,11 @@ impl SelfAttention {
                 });
             }
         }
-        let out =
-            scaled_dot_product_attention(ctx, q, k, v, self.config.causal, start, key_padding)?;
+        let mut options = AttentionOptions::new().causal(self.config.causal);
+        if let Some(mask) = key_padding {
+            options = options.key_padding(mask.to_owned());
+        }
+        let out = fm_attention::autograd::attention(q, k, v, &options)?;
         let out = out.permute(&[0, 2, 1, 3])?.reshape(&[
             batch as isize,
             seq as isize,
@@ -269,74 +301,9 @@ impl Module for SelfAttention {
     }
 }
 
-/// softmax(q·kᵀ/√d + mask)·v for `q` `[B, H, Tq, D]`, `k`, `v` `[B, Hkv, Tk, D]`; query `i` sits at
-/// position `start + i` of the keys.
-fn scaled_dot_product_attention<'t, T: Element>(
-    ctx: &ForwardContext<'t, '_, T>,
-    q: Var<'t, T>,
-    k: Var<'t, T>,
-    v: Var<'t, T>,
-    causal: bool,
-    start: usize,
-    key_padding: Option<ArrayView2<'_, bool>>,
-) -> Result<Var<'t, T>> {
-    let (qs, ks) = (q.shape(), k.shape());
-    let (batch, h, tq, d) = (qs[0], qs[1], qs[2], qs[3]);
-    let (hkv, tk) = (ks[1], ks[2]);
-    let (k, v) = if h != hkv {
-        let group = h / hkv;
-        let map: Vec<usize> = (0..h).map(|head| head / group).collect();
-        (k.index_select(1, &map)?, v.index_select(1, &map)?)
-    } else {
-        (k, v)
-    };
-    let scale = T::from_f64_lossy(1.0 / (d as f64).sqrt());
-    let scores = q.matmul(k.transpose(-1, -2)?)?.mul_scalar(scale)?;
-    // With one query (decoding) every cached key is in its past: no causal mask to build.
-    let causal = causal && tq > 1;
-    let scores = if causal || key_padding.is_some() {
-        let masked = T::from_f64_lossy(MASKED_SCORE);
-        let rows = if key_padding.is_some() { batch } else { 1 };
-        let mut mask = ArrayD::<T>::zeros(IxDyn(&[rows, 1, tq, tk]));
-        for ((b, _, i, j), m) in mask
-            .view_mut()
-            .into_dimensionality::<ndarray::Ix4>()
-            .expect("rank 4")
-            .indexed_iter_mut()
-        {
-            let future = causal && j > start + i;
-            let padded = key_padding.is_some_and(|p| !p[[b, j]]);
-            if future || padded {
-                *m = masked;
-            }
-        }
-        scores.add(ctx.tape().constant(mask))?
-    } else {
-        scores
-    };
-    Ok(scores.softmax(-1)?.matmul(v)?)
-}
-
-/// Rotates `x` `[B, H, T, D]` at positions `start..start + T` ("rotate half" pairs `(i, i + D/2)`).
-fn apply_rotary<'t, T: Element>(x: Var<'t, T>, start: usize, theta: f64) -> Result<Var<'t, T>> {
-    let shape = x.shape();
-    let (t, d) = (shape[2], shape[3]);
-    let half = d / 2;
-    let mut cos = ArrayD::<T>::zeros(IxDyn(&[t, d]));
-    let mut sin = ArrayD::<T>::zeros(IxDyn(&[t, d]));
-    for pos in 0..t {
-        for i in 0..half {
-            let inv_freq = theta.powf(-(2.0 * i as f64) / d as f64);
-            let angle = (start + pos) as f64 * inv_freq;
-            for j in [i, i + half] {
-                cos[[pos, j]] = T::from_f64_lossy(angle.cos());
-                sin[[pos, j]] = T::from_f64_lossy(angle.sin());
-            }
-        }
-    }
-    let tape = x.tape();
-    let halves = x.split(-1, &[half, half])?;
-    let rotated = concat(&[halves[1].neg()?, halves[0]], -1)?;
-    Ok(x.mul(tape.constant(cos))?
-        .add(rotated.mul(tape.constant(sin))?)?)
+/// A 4-axis view of a key or value tensor.
+fn as_rank4<T: Element>(t: &fm_tensor::Tensor<T>) -> Result<ndarray::ArrayView4<'_, T>> {
+    t.view()
+        .into_dimensionality::<Ix4>()
+        .map_err(|e| NnError::InvalidArgument(format!("KV cache append: {e}")))
 }

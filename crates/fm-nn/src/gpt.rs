@@ -133,7 +133,7 @@ impl<T: Element> Gpt<T> {
 
     /// An empty KV cache sized for this model.
     pub fn new_cache(&self) -> KvCache<T> {
-        KvCache::new(self.config.n_layers)
+        KvCache::new(self.config.n_layers, self.config.context_length)
     }
 
     /// Logits `[batch, seq, vocab]` for `ids` `[batch, seq]`.

@@ -283,3 +283,17 @@ fn gelu_tanh_variant_runs_in_a_gpt() {
     assert_eq!(logits.shape(), &[1, 3, 11]);
     assert!(logits.iter().all(|v| v.is_finite()));
 }
+
+#[test]
+fn tiny_gpt_with_active_dropout_end_to_end() {
+    // The masks depend only on the (fixed) dropout seed, so every evaluation sees the same ones.
+    let mut config = tiny_gpt(
+        PositionEncoding::Learned,
+        None,
+        Activation::Gelu,
+        NormKind::LayerNorm,
+        true,
+    );
+    config.dropout = 0.3;
+    check_gpt(config);
+}

@@ -13,7 +13,10 @@ pub mod grads;
 pub mod guard;
 pub mod loader;
 pub mod metrics_log;
+pub mod plot;
+pub mod progress;
 pub mod rng;
+pub mod trainer;
 
 pub use accumulate::{AccumulatedStep, GradAccumulator};
 pub use budget::{Budget, StopHandle};
@@ -23,3 +26,8 @@ pub use grads::{clip_grad_norm, GradStats};
 pub use guard::{GuardVerdict, NonFiniteAction, NonFiniteGuard};
 pub use loader::{DataLoader, LoaderPosition, VecLoader};
 pub use metrics_log::{LogRecord, MetricsLog};
+pub use plot::plot_loss_curve;
+pub use progress::{Progress, ProgressReport};
+pub use trainer::{
+    EvalFn, LossOutput, StepContext, StopReason, TrainSummary, Trainer, TrainerConfig,
+};

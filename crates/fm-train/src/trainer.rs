@@ -215,7 +215,7 @@ pub struct TrainSummary {
     pub last_eval: Option<BTreeMap<String, f64>>,
     /// Early-stopping counters (best value and its step).
     pub early_stopping: Option<EarlyStoppingState>,
-    /// The last checkpoint written.
+    /// The last checkpoint written (or, if this call wrote none, the one it resumed from).
     pub last_checkpoint: Option<PathBuf>,
     /// The loss-curve PNG, if one was written.
     pub loss_plot: Option<PathBuf>,
@@ -327,6 +327,7 @@ impl Trainer {
         let mut guard = NonFiniteGuard::new(config.non_finite);
         let mut state = TrainerState::new(config.seed, loader.position());
         let mut resumed_from = None;
+        let mut resumed_path = None;
         let mut rejected_checkpoints = Vec::new();
 
         if let (Some(dir), true) = (&checkpoints, config.resume) {
@@ -345,6 +346,7 @@ impl Trainer {
                 }
                 state = ckpt.state;
                 resumed_from = Some(state.step);
+                resumed_path = Some(ckpt.path);
                 for problem in &found.rejected {
                     eprintln!("fm-train: passed over a damaged checkpoint: {problem}");
                 }
@@ -363,7 +365,7 @@ impl Trainer {
         let mut accumulator = GradAccumulator::new(config.grad_accumulation)?;
         let mut window = Window::default();
         let mut last_eval = None;
-        let mut last_checkpoint = None;
+        let mut last_checkpoint = resumed_path;
         let mut last_saved_step = resumed_from;
         let mut early_stopped = self
             .early_stopping

@@ -64,7 +64,9 @@ pub struct TrainerConfig {
     pub checkpoint_dir: Option<PathBuf>,
     /// Checkpoints kept (>= 1).
     pub keep_last: usize,
-    /// Resume from the newest valid checkpoint in `checkpoint_dir`, if there is one.
+    /// Resume from the newest valid checkpoint in `checkpoint_dir`, if there is one (its saved seed
+    /// and loader position win over `seed` and the loader's current position). With `false` the run
+    /// starts from the given parameters, and its saves replace the old run's checkpoints.
     pub resume: bool,
     /// The JSON Lines metrics log (`None`: no log).
     pub metrics_log: Option<PathBuf>,

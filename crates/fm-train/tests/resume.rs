@@ -19,15 +19,16 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// A two-layer MLP with dropout, large enough that its matmuls run in parallel.
+/// A two-layer MLP with dropout. The first layer's products (128×64 by 64×128, forward and
+/// backward) reach fm-tensor's 2²⁰ multiply-adds threshold, so they run on several threads.
 fn model() -> ParamStore<f32> {
     let mut store = ParamStore::new();
     store
-        .add("w1", normal::<f32>(&[16, 96], 0.0, 0.3, 1).unwrap())
+        .add("w1", normal::<f32>(&[64, 128], 0.0, 0.15, 1).unwrap())
         .unwrap();
-    store.add("b1", ArrayD::<f32>::zeros(vec![96])).unwrap();
+    store.add("b1", ArrayD::<f32>::zeros(vec![128])).unwrap();
     store
-        .add("w2", normal::<f32>(&[96, 4], 0.0, 0.3, 2).unwrap())
+        .add("w2", normal::<f32>(&[128, 4], 0.0, 0.15, 2).unwrap())
         .unwrap();
     store.add("b2", ArrayD::<f32>::zeros(vec![4])).unwrap();
     store
@@ -36,11 +37,11 @@ fn model() -> ParamStore<f32> {
 fn batches() -> Vec<Batch> {
     (0..7u64)
         .map(|i| {
-            let x: Array2<f32> = normal::<f32>(&[64, 16], 0.0, 1.0, 100 + i)
+            let x: Array2<f32> = normal::<f32>(&[128, 64], 0.0, 1.0, 100 + i)
                 .unwrap()
                 .into_dimensionality()
                 .unwrap();
-            let y = x.dot(&Array2::from_shape_fn((16, 4), |(r, c)| {
+            let y = x.dot(&Array2::from_shape_fn((64, 4), |(r, c)| {
                 ((r * 3 + c) % 5) as f32 * 0.1
             }));
             (x, y.mapv(f32::sin))

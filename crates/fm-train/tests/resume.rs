@@ -282,3 +282,37 @@ fn garbage_manifests_and_trainer_states_do_not_panic() {
     assert!(err.contains("F32"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A loader that ignores `set_position`, as a broken resume would.
+struct ForgetfulLoader(VecLoader<Batch>);
+
+impl fm_train::DataLoader for ForgetfulLoader {
+    type Batch = Batch;
+    fn next_batch(&mut self) -> fm_train::Result<Batch> {
+        self.0.next_batch()
+    }
+    fn position(&self) -> fm_train::LoaderPosition {
+        self.0.position()
+    }
+    fn set_position(&mut self, _: fm_train::LoaderPosition) -> fm_train::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn the_bitwise_check_notices_a_resume_that_forgets_the_loader_position() {
+    // Negative control for the test above: the same check fails when one piece of state is lost.
+    let dir = temp_dir("forgetful");
+    run(Some(&dir), 6, 1);
+    let mut store = model();
+    let mut opt = optimizer();
+    let mut loader = ForgetfulLoader(VecLoader::new(batches(), 99).unwrap());
+    let mut trainer = Trainer::new(config(Some(&dir), 13, 2)).unwrap();
+    let summary = trainer
+        .fit(&mut store, &mut opt, &mut loader, mse_loss, None)
+        .unwrap();
+    assert_eq!(summary.resumed_from, Some(6));
+    let (reference, _) = run(None, 13, 1);
+    assert_ne!(bits(&store), bits(&reference));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

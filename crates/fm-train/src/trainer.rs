@@ -221,6 +221,9 @@ pub struct TrainSummary {
     pub last_checkpoint: Option<PathBuf>,
     /// The loss-curve PNG, if one was written.
     pub loss_plot: Option<PathBuf>,
+    /// Peak bytes of live fm-tensor data during this call, from the trainer's [`Compute`] handle
+    /// (its own tracker when `threads` is set; the process-wide one otherwise).
+    pub peak_tensor_bytes: usize,
 }
 
 /// The evaluation closure: the model's parameters and the step, to fm-eval's named metric values.
@@ -320,6 +323,7 @@ impl Trainer {
         F: FnMut(&StepContext, &ParamStore<T>, &L::Batch) -> Result<LossOutput<T>, BoxError>,
     {
         let started = Instant::now();
+        self.compute.memory().reset_peak();
         let config = self.config.clone();
         let budget = config.budget();
         let checkpoints = match &config.checkpoint_dir {
@@ -519,6 +523,7 @@ impl Trainer {
             early_stopping: self.early_stopping.as_ref().map(|e| e.state()),
             last_checkpoint,
             loss_plot,
+            peak_tensor_bytes: self.compute.memory().peak_bytes(),
         })
     }
 }

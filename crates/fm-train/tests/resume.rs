@@ -135,6 +135,12 @@ fn stopped_and_resumed_on_another_thread_count_is_bitwise_the_uninterrupted_run(
     let n = 13; // crosses an epoch boundary (7 batches, 2 per step) and a non-checkpoint step
     let (reference, full) = run(None, n, 1);
     assert_eq!(full.steps, n);
+    // At least the 128×128 activations of one micro-batch were alive at once.
+    assert!(
+        full.peak_tensor_bytes >= 128 * 128 * 4,
+        "{}",
+        full.peak_tensor_bytes
+    );
     let (_, one_step) = run(None, 1, 1);
     assert!(
         full.final_loss.unwrap() < one_step.final_loss.unwrap(),

@@ -37,15 +37,13 @@ impl GradStats {
         for (_, param) in store.iter().filter(|(_, p)| p.is_trainable()) {
             let Some(grad) = param.grad() else { continue };
             elements += grad.len();
-            let mut finite = true;
-            for &g in grad.iter() {
-                let v = Element::to_f64_lossless(g);
-                if v.is_finite() {
-                    max_abs = max_abs.max(v.abs());
-                } else {
-                    finite = false;
-                }
-            }
+            let (finite, largest) = match grad.as_slice_memory_order() {
+                Some(slice) => finite_and_max_abs(slice.iter().copied()),
+                // Iterating an `IxDyn` array element by element is several times slower than a
+                // slice, so this path is only for non-contiguous gradients.
+                None => finite_and_max_abs(grad.iter().copied()),
+            };
+            max_abs = max_abs.max(largest);
             if !finite {
                 non_finite.push(param.name().to_string());
             }
@@ -64,6 +62,22 @@ impl GradStats {
     pub fn is_finite(&self) -> bool {
         self.non_finite.is_empty()
     }
+}
+
+/// Whether every value is finite, and the largest absolute finite value.
+fn finite_and_max_abs<T: Element>(values: impl Iterator<Item = T>) -> (bool, f64) {
+    let mut finite = true;
+    let mut max_abs = 0.0f64;
+    for g in values {
+        let v = Element::to_f64_lossless(g).abs();
+        // NaN and infinity both fail `v < ∞`.
+        if v < f64::INFINITY {
+            max_abs = max_abs.max(v);
+        } else {
+            finite = false;
+        }
+    }
+    (finite, max_abs)
 }
 
 /// Scales the accumulated gradients so that their global L2 norm is at most `max_norm` (factor

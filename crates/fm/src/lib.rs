@@ -9,6 +9,7 @@
 //! | [`loss`] | `fm-loss` | losses with gradients, fused LM cross-entropy |
 //! | [`optim`] | `fm-optim` | optimizers, clipping, LR schedules |
 //! | [`eval`] | `fm-eval` | metrics matching scikit-learn, evaluation reports |
+//! | [`train`] | `fm-train` | training-loop building blocks, checkpoints with exact resume, logs |
 //!
 //! ```
 //! use fm::tensor::autograd::Tape;
@@ -25,3 +26,4 @@ pub use fm_eval as eval;
 pub use fm_loss as loss;
 pub use fm_optim as optim;
 pub use fm_tensor as tensor;
+pub use fm_train as train;

@@ -68,9 +68,12 @@
 
 pub mod clean;
 pub mod collect;
+pub mod dataset;
 pub mod dedup;
 pub mod error;
 pub mod labels;
+pub mod packing;
+pub mod tabular;
 pub mod token_shard;
 pub mod tokenizer;
 

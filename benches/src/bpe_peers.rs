@@ -92,6 +92,43 @@ pub fn same_model(fm: &BpeTokenizer, hf: &HfTokenizer) -> Result<bool, String> {
     Ok(fm_json == hf_json)
 }
 
+/// The top-level `tokenizer.json` fields (and `model` fields) whose values differ between fm's
+/// file and HF's, for reporting why the files are not byte-identical.
+pub fn json_differences(fm: &BpeTokenizer, hf: &HfTokenizer) -> Vec<String> {
+    let parse = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap_or_default();
+    let fm_v = parse(&fm.to_json_string());
+    let hf_v = parse(&hf.to_string(false).unwrap_or_default());
+    let mut out = Vec::new();
+    let (Some(a), Some(b)) = (fm_v.as_object(), hf_v.as_object()) else {
+        return vec!["not both JSON objects".into()];
+    };
+    for key in a.keys().chain(b.keys().filter(|k| !a.contains_key(*k))) {
+        if a.get(key) == b.get(key) {
+            continue;
+        }
+        match (a.get(key), b.get(key)) {
+            (Some(serde_json::Value::Object(x)), Some(serde_json::Value::Object(y))) => {
+                for sub in x.keys().chain(y.keys().filter(|k| !x.contains_key(*k))) {
+                    if x.get(sub) != y.get(sub) {
+                        out.push(format!(
+                            "{key}.{sub}: fm {:?} HF {:?}",
+                            short(x.get(sub)),
+                            short(y.get(sub))
+                        ));
+                    }
+                }
+            }
+            (x, y) => out.push(format!("{key}: fm {:?} HF {:?}", short(x), short(y))),
+        }
+    }
+    out
+}
+
+fn short(v: Option<&serde_json::Value>) -> String {
+    let text = v.map(|v| v.to_string()).unwrap_or_else(|| "absent".into());
+    text.chars().take(80).collect()
+}
+
 /// tiktoken's BPE with fm's vocabulary: each byte-level token string mapped back to its bytes,
 /// ranked by its fm id (ids grow with merge order, which is what tiktoken's ranks mean), and the
 /// special tokens as tiktoken specials, with the GPT-2 pattern.

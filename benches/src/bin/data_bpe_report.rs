@@ -178,7 +178,9 @@ mod peers {
 mod peers {
     use std::time::Instant;
 
-    use fm_benches::bpe_peers::{fm_trainer, hf_train, same_model, tiktoken_from_fm, HfTokenizer};
+    use fm_benches::bpe_peers::{
+        fm_trainer, hf_train, json_differences, same_model, tiktoken_from_fm, HfTokenizer,
+    };
     use fm_benches::rust_docs;
     use fm_data::tokenizer::{BpeTokenizer, Tokenizer};
     use rayon::prelude::*;
@@ -361,6 +363,7 @@ mod peers {
                     "hf_same_vocab_and_merges": model_check.is_ok(),
                     "hf_tokenizer_json_byte_identical": model_check.clone().unwrap_or(false),
                     "hf_difference": model_check.err(),
+                    "hf_json_fields_differing": json_differences(&fm_tok, &hf_tok),
                     "hf_same_ids": ids_hf_same, "tiktoken_same_ids": ids_tk_same,
                     "rows": rows,
                 })

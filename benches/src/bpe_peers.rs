@@ -60,7 +60,8 @@ pub fn hf_train<S: AsRef<str> + Send + Sync>(docs: &[S], vocab: usize) -> HfToke
 /// Whether HF's tokenizer has fm's vocabulary, merges and added tokens: `Ok` with whether the
 /// two `tokenizer.json` files are byte-identical too, or `Err` naming the first difference.
 pub fn same_model(fm: &BpeTokenizer, hf: &HfTokenizer) -> Result<bool, String> {
-    let hf_json = hf.to_string(false).map_err(|e| e.to_string())?;
+    // Pretty, as HF's `save` writes files (fm writes that layout).
+    let hf_json = hf.to_string(true).map_err(|e| e.to_string())?;
     let fm_json = fm.to_json_string();
     let hf_v: serde_json::Value = serde_json::from_str(&hf_json).map_err(|e| e.to_string())?;
     let fm_v: serde_json::Value = serde_json::from_str(&fm_json).map_err(|e| e.to_string())?;

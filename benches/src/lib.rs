@@ -291,3 +291,6 @@ pub mod loss_optim;
 
 /// The Rust documentation corpus shipped with the toolchain (fm-data benches).
 pub mod rust_docs;
+
+#[cfg(feature = "bpe-peers")]
+pub mod bpe_peers;

@@ -91,6 +91,28 @@ pub enum DataError {
         /// Number of positions there are.
         size: usize,
     },
+    /// Items that cannot go into one batch or array together (windows of different lengths, a
+    /// matrix with the wrong number of columns, ...); names both shapes.
+    #[error("{what}: expected {expected}, found {found}")]
+    ShapeMismatch {
+        /// What was being built.
+        what: &'static str,
+        /// The shape or length expected.
+        expected: String,
+        /// The shape or length found.
+        found: String,
+    },
+    /// A malformed CSV record (wrong column count, a value that is not a number, an unclosed
+    /// quote) when the caller chose to stop on it.
+    #[error("{}:{line}: {reason}", .path.display())]
+    Csv {
+        /// The CSV file.
+        path: PathBuf,
+        /// 1-based line where the record starts.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
     /// A configuration value outside its domain (a vocabulary too small for its alphabet, an empty
     /// special token, ...).
     #[error("{what}: {reason}")]

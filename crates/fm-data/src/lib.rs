@@ -48,6 +48,12 @@
 //!    and paragraph-level deduplication; [`labels`]: class counts and stratified splits.
 //! 5. [`token_shard`]: a tokenized corpus on disk (u16/u32 ids behind a small JSON header), written
 //!    by streaming and read back memory-mapped as windows and ndarray batches.
+//! 6. [`dataset`]: the [`Dataset`](dataset::Dataset) trait, in-memory and token-shard datasets,
+//!    seeded splits, samplers (sequential, shuffled per epoch, sharded by rank) and the
+//!    prefetching, deterministic, resumable [`DataLoader`](dataset::DataLoader);
+//!    [`packing`]: documents joined with an end-of-text id and cut into `context + 1` windows.
+//! 7. [`tabular`]: CSV to a feature matrix and targets, `StandardScaler` and `MinMaxScaler` as
+//!    scikit-learn computes them.
 //!
 //! ## Compatibility with Hugging Face `tokenizers`
 //!
@@ -68,9 +74,12 @@
 
 pub mod clean;
 pub mod collect;
+pub mod dataset;
 pub mod dedup;
 pub mod error;
 pub mod labels;
+pub mod packing;
+pub mod tabular;
 pub mod token_shard;
 pub mod tokenizer;
 

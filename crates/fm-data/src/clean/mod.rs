@@ -1,5 +1,6 @@
 //! Text cleaning steps that report what they changed, as counts.
 
+pub mod html;
 pub mod pii;
 pub mod quality;
 

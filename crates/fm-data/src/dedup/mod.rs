@@ -1,4 +1,11 @@
-//! Exact deduplication of documents by a stable hash of their whitespace-normalised text.
+//! Deduplication at three grains: exact documents (a stable hash of the whitespace-normalised
+//! text, [`exact_dedup`]), near-duplicate documents (MinHash and LSH, [`near`]), and repeated
+//! paragraphs across the corpus with the containment that catches whole-book pages
+//! ([`dedup_paragraphs`], [`containment`]).
+
+pub mod containment;
+pub mod minhash;
+pub mod near;
 
 use std::collections::HashMap;
 

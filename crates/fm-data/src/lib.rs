@@ -71,6 +71,7 @@ pub mod collect;
 pub mod dedup;
 pub mod error;
 pub mod labels;
+pub mod pipeline;
 pub mod token_shard;
 pub mod tokenizer;
 

@@ -232,6 +232,15 @@ pub fn run_documents(
     dedup_all(docs, config, report)
 }
 
+/// Runs only the deduplication steps (exact, near, containment, paragraphs) of `config` on
+/// documents already cleaned; the report's collection and cleaning parts stay zero.
+pub fn deduplicate(
+    docs: Vec<Document>,
+    config: &CorpusConfig,
+) -> Result<(Vec<Document>, CorpusReport), DataError> {
+    dedup_all(docs, config, CorpusReport::default())
+}
+
 fn clean_batch(
     batch: Vec<Document>,
     config: &CorpusConfig,

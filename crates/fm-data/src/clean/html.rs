@@ -92,6 +92,11 @@ fn is_boilerplate(el: &scraper::node::Element) -> bool {
     {
         return true;
     }
+    // Page containers carry state classes (mdBook's `<body class="sidebar-visible">`): never
+    // judge them by their names.
+    if matches!(name, "html" | "body" | "main" | "article") {
+        return false;
+    }
     let marked = |value: &str| {
         let lower = value.to_ascii_lowercase();
         BOILERPLATE_MARKERS.iter().any(|m| lower.contains(m))
@@ -251,7 +256,7 @@ mod tests {
             <rustdoc-search></rustdoc-search>
             <div id="menu-bar" class="menu-bar"><h1 class="menu-title">The Book</h1></div>
             <div class="search-form"><input placeholder="Search"></div>
-            <main><h2>Heading</h2><p>Body text.</p>
+            <main class="sidebar-visible"><h2>Heading</h2><p>Body text.</p>
             <span class="out-of-band">Source</span>
             <div class="nav-wrapper"><a rel="next">Next</a></div>
             <p hidden>secret</p></main>

@@ -50,7 +50,9 @@ impl Default for QualityConfig {
 
 impl QualityConfig {
     /// Thresholds for technical documentation: code lines (`}`, `let x = 1;`) lower the
-    /// alphabetic fraction and repeat, so those rules are relaxed; short pages are kept.
+    /// alphabetic fraction and repeat (a whole book on one page repeats many listings), so the
+    /// alphabetic rule is relaxed and the repeated-line rules are off (deduplication handles
+    /// repeats); short pages are kept.
     pub fn technical() -> Self {
         Self {
             min_words: 20,
@@ -59,8 +61,8 @@ impl QualityConfig {
             max_symbol_ratio: 0.2,
             max_bullet_line_frac: 0.95,
             max_ellipsis_line_frac: 0.5,
-            max_dup_line_frac: 0.5,
-            max_dup_line_char_frac: 0.5,
+            max_dup_line_frac: 1.0,
+            max_dup_line_char_frac: 1.0,
             min_alpha_word_frac: 0.5,
             min_stop_words: 0,
         }

@@ -53,13 +53,13 @@ fn parse_args() -> Args {
     args
 }
 
-fn print_grain(name: &str, g: &fm_data::pipeline::GrainReport, other: &str) {
+fn print_grain(name: &str, g: &fm_data::pipeline::GrainReport, first: &str, other: &str) {
     println!(
         "  {name:<12} clusters {:>6}  documents removed {:>6}  bytes removed {:>11}",
         g.clusters, g.removed, g.bytes_removed
     );
     for e in g.examples.iter().take(5) {
-        println!("      kept {}", e.kept);
+        println!("      {first} {}", e.kept);
         for o in e.others.iter().take(3) {
             println!("        {other} {o}");
         }
@@ -156,9 +156,14 @@ fn main() {
         q.bullet_lines, q.ellipsis_lines, q.duplicate_lines, q.alphabetic, report.emptied
     );
     println!("deduplication ({dedup_s:.1} s):");
-    print_grain("exact", &report.exact, "removed");
-    print_grain("near (MinHash)", &report.near, "removed");
-    print_grain("containment", &report.containment, "contains");
+    print_grain("exact", &report.exact, "kept", "removed");
+    print_grain("near (MinHash)", &report.near, "kept", "removed");
+    print_grain(
+        "containment",
+        &report.containment,
+        "removed",
+        "contains (kept)",
+    );
     let p = &report.paragraphs;
     println!(
         "  paragraphs   {} seen, {} distinct repeated, {} occurrences dropped ({} bytes); {} documents emptied",

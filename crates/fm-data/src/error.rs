@@ -130,6 +130,26 @@ pub enum DataError {
         /// 1-based line.
         line: usize,
     },
+    /// A record of a source that cannot be read as a document (a malformed JSON line, a JSON line
+    /// without the text field, a CSV row with the wrong number of columns), when the caller chose
+    /// to stop on it.
+    #[error("{}:{line}: {reason}", .path.display())]
+    MalformedRecord {
+        /// The source file.
+        path: PathBuf,
+        /// 1-based line where the record starts.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A glob pattern for a directory walk that does not parse.
+    #[error("glob pattern {pattern:?}: {reason}")]
+    InvalidGlob {
+        /// The pattern as given.
+        pattern: String,
+        /// What globset found wrong.
+        reason: String,
+    },
 }
 
 impl DataError {

@@ -46,6 +46,8 @@
 //! 4. [`collect`]: streaming line readers with provenance and a skip-or-stop policy for bad input;
 //!    [`clean`]: whitespace and control characters, PII masking, quality filters; [`dedup`]: exact
 //!    and paragraph-level deduplication; [`labels`]: class counts and stratified splits.
+//!    [`pipeline`]: a directory to cleaned, deduplicated documents with a serde report
+//!    ([`pipeline::run_directory`]); [`dedup::near`]: MinHash + LSH near-duplicate clusters.
 //! 5. [`token_shard`]: a tokenized corpus on disk (u16/u32 ids behind a small JSON header), written
 //!    by streaming and read back memory-mapped as windows and ndarray batches.
 //! 6. [`dataset`]: the [`Dataset`](dataset::Dataset) trait, in-memory and token-shard datasets,
@@ -80,6 +82,7 @@ pub mod error;
 pub mod labels;
 pub mod packing;
 pub mod tabular;
+pub mod pipeline;
 pub mod token_shard;
 pub mod tokenizer;
 

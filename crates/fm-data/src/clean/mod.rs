@@ -1,10 +1,14 @@
-//! Text cleaning steps that report what they changed, as counts.
+//! Text cleaning steps that report what they changed, as counts: HTML to text ([`html`]),
+//! Unicode normalisation ([`unicode`]), whitespace and control characters
+//! ([`normalize_whitespace`]), PII masking ([`pii`]) and heuristic quality filters ([`quality`]).
 
+pub mod html;
 pub mod pii;
 pub mod quality;
+pub mod unicode;
 
 /// Counts of what [`normalize_whitespace`] changed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WhitespaceCounts {
     /// Control characters (other than `\n` and `\t`) removed.
     pub control_removed: usize,
@@ -12,6 +16,15 @@ pub struct WhitespaceCounts {
     pub runs_collapsed: usize,
     /// Blank lines dropped beyond one consecutive blank line.
     pub blank_lines_dropped: usize,
+}
+
+impl WhitespaceCounts {
+    /// Adds another document's counts.
+    pub fn merge(&mut self, o: &WhitespaceCounts) {
+        self.control_removed += o.control_removed;
+        self.runs_collapsed += o.runs_collapsed;
+        self.blank_lines_dropped += o.blank_lines_dropped;
+    }
 }
 
 /// Removes control characters, collapses runs of horizontal whitespace to one space, trims line

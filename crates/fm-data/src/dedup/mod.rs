@@ -1,4 +1,11 @@
-//! Exact deduplication of documents by a stable hash of their whitespace-normalised text.
+//! Deduplication at three grains: exact documents (a stable hash of the whitespace-normalised
+//! text, [`exact_dedup`]), near-duplicate documents (MinHash and LSH, [`near`]), and repeated
+//! paragraphs across the corpus with the containment that catches whole-book pages
+//! ([`dedup_paragraphs`], [`containment`]).
+
+pub mod containment;
+pub mod minhash;
+pub mod near;
 
 use std::collections::HashMap;
 
@@ -71,31 +78,54 @@ mod tests {
 }
 
 /// Counts from [`dedup_paragraphs`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ParagraphDedupCounts {
     /// Paragraphs seen in total.
     pub paragraphs: usize,
     /// Paragraphs dropped because an identical (whitespace-normalised) one came earlier in the corpus.
     pub dropped: usize,
+    /// Distinct paragraphs that occur more than once (the clusters at this grain).
+    pub repeated_distinct: usize,
+    /// Bytes of the paragraphs dropped.
+    pub bytes_dropped: u64,
 }
 
 /// Drops every paragraph (blank-line separated block) already seen earlier in the corpus, in input
 /// order; a document that was wholly made of earlier paragraphs (e.g. a book's print page) comes
-/// back empty. Deterministic: the first occurrence always wins.
+/// back empty. Deterministic: the first occurrence always wins. Paragraphs are compared by the
+/// 64-bit FNV-1a hash of their whitespace-normalised text, so memory is 8 bytes per distinct
+/// paragraph (two distinct paragraphs colliding is a 2^-64 event per pair).
 pub fn dedup_paragraphs<S: AsRef<str>>(docs: &[S]) -> (Vec<String>, ParagraphDedupCounts) {
-    let mut seen = std::collections::HashSet::new();
+    // Hash -> seen more than once.
+    let mut seen: HashMap<u64, bool> = HashMap::new();
     let mut counts = ParagraphDedupCounts::default();
+    let mut norm = String::new();
     let out = docs
         .iter()
         .map(|d| {
-            let mut kept = Vec::new();
+            let mut kept: Vec<&str> = Vec::new();
             for p in d.as_ref().split("\n\n").filter(|p| !p.trim().is_empty()) {
                 counts.paragraphs += 1;
-                let norm = p.split_whitespace().collect::<Vec<_>>().join(" ");
-                if seen.insert(norm) {
-                    kept.push(p.trim());
-                } else {
-                    counts.dropped += 1;
+                norm.clear();
+                for (i, w) in p.split_whitespace().enumerate() {
+                    if i > 0 {
+                        norm.push(' ');
+                    }
+                    norm.push_str(w);
+                }
+                match seen.entry(fnv1a64(norm.as_bytes())) {
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(false);
+                        kept.push(p.trim());
+                    }
+                    std::collections::hash_map::Entry::Occupied(mut o) => {
+                        if !*o.get() {
+                            counts.repeated_distinct += 1;
+                            o.insert(true);
+                        }
+                        counts.dropped += 1;
+                        counts.bytes_dropped += p.len() as u64;
+                    }
                 }
             }
             kept.join("\n\n")
@@ -121,7 +151,9 @@ mod paragraph_tests {
             c,
             ParagraphDedupCounts {
                 paragraphs: 6,
-                dropped: 3
+                dropped: 3,
+                repeated_distinct: 3,
+                bytes_dropped: 23,
             }
         );
     }

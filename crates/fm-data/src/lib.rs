@@ -81,8 +81,8 @@ pub mod dedup;
 pub mod error;
 pub mod labels;
 pub mod packing;
-pub mod tabular;
 pub mod pipeline;
+pub mod tabular;
 pub mod token_shard;
 pub mod tokenizer;
 

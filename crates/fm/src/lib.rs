@@ -6,6 +6,9 @@
 //! | module | crate | for |
 //! |---|---|---|
 //! | [`tensor`] | `fm-tensor` | tensors, GEMM, ops, autograd, init, safetensors, threads and memory |
+//! | [`attention`] | `fm-attention` | fused attention (forward and backward), masks, positions, KV cache, MHA |
+//! | [`nn`] | `fm-nn` | layers, a GPT-style decoder, an encoder classifier, generation, save/load |
+//! | [`data`] | `fm-data` | collection, cleaning, dedup, BPE tokenizers, datasets, loaders, packing |
 //! | [`loss`] | `fm-loss` | losses with gradients, fused LM cross-entropy |
 //! | [`optim`] | `fm-optim` | optimizers, clipping, LR schedules |
 //! | [`eval`] | `fm-eval` | metrics matching scikit-learn, evaluation reports |
@@ -22,8 +25,11 @@
 //!
 //! The end-to-end example is the README's main job: `cargo run --release -p fm --example end_to_end`.
 
+pub use fm_attention as attention;
+pub use fm_data as data;
 pub use fm_eval as eval;
 pub use fm_loss as loss;
+pub use fm_nn as nn;
 pub use fm_optim as optim;
 pub use fm_tensor as tensor;
 pub use fm_train as train;

@@ -8,6 +8,9 @@
 
 use ndarray::{ArrayView1, ArrayView2};
 
+use super::confusion_count::{
+    count_cells16, count_pairs, Kernel, FOLD_EVERY, MAX_INDEX16_CLASSES, MAX_PAIR_CLASSES,
+};
 use super::{Average, ZeroDivision};
 use crate::error::{EvalError, Result};
 use crate::input::{
@@ -15,13 +18,12 @@ use crate::input::{
 };
 use crate::metric::{Direction, Metric, MetricValues};
 
-/// Labels are validated and counted in chunks this long: small enough to stay in L1 between the
-/// validation pass and the counting pass, so the data is read from memory once.
+/// The two-class sums are kept in `u32` over chunks this long.
 const CHUNK: usize = 2048;
-/// Scratch lane tables are used up to this many classes (4 x 256² `u32` = 1 MB, about L2).
-const MAX_LANE_CLASSES: usize = 64;
-/// Number of independent lane tables.
-const LANES: usize = 8;
+/// Pair counting pays for its k⁴-cell scratch table from this many labels per pair-table cell.
+const PAIR_MIN_LABELS_PER_CELL: usize = 4;
+/// Below this many labels per matrix cell, counting straight into the matrix beats a scratch table.
+const SCRATCH_MIN_LABELS_PER_CELL: f64 = 0.25;
 
 /// Counts of `(true class, predicted class)` pairs; row = true class, column = predicted class
 /// (scikit-learn's layout).
@@ -117,10 +119,15 @@ impl ConfusionMatrix {
         let y_true = contiguous(&y_true);
         let y_pred = contiguous(&y_pred);
         let k = self.n_classes;
+        let n = y_true.len();
         if k == 2 {
             self.count_binary(metric, &y_true, &y_pred)?;
-        } else if k <= MAX_LANE_CLASSES && y_true.len() >= 2 * LANES * k * k {
-            self.count_in_lanes(metric, &y_true, &y_pred)?;
+        } else if k <= MAX_PAIR_CLASSES && n >= PAIR_MIN_LABELS_PER_CELL * k.pow(4) {
+            self.count_with(metric, &y_true, &y_pred, count_pairs)?;
+        } else if k <= MAX_INDEX16_CLASSES
+            && n as f64 >= SCRATCH_MIN_LABELS_PER_CELL * (k * k) as f64
+        {
+            self.count_with(metric, &y_true, &y_pred, count_cells16)?;
         } else {
             self.count_in_place(metric, &y_true, &y_pred)?;
         }
@@ -163,61 +170,27 @@ impl ConfusionMatrix {
         Ok(())
     }
 
-    /// Counts into `LANES` scratch tables of `u32`, element `i` into table `i % LANES`, then adds
-    /// them to the matrix; spreading the increments of the few hot (diagonal) cells over independent
-    /// tables shortens the store-to-load chains between them. Labels are checked in the same pass
-    /// (a second pass would read the data from memory twice), and an error returns before the matrix
-    /// is touched.
-    fn count_in_lanes<L: ClassLabel>(
+    /// Runs a scratch-table kernel (see `confusion_count`) into a fresh batch table and adds that to
+    /// the matrix only when every label checked out, so a failed update changes nothing.
+    fn count_with<L: ClassLabel>(
         &mut self,
         metric: &'static str,
         y_true: &[L],
         y_pred: &[L],
+        kernel: Kernel<L>,
     ) -> Result<()> {
         let k = self.n_classes;
-        // k ≤ MAX_LANE_CLASSES, so a * k + b stays far below 2^32.
-        let k32 = k as u32;
-        let cells = k * k;
-        let mut lanes = vec![0u32; LANES * cells];
-        let mut batch = vec![0u64; cells];
-        // Flushed to u64 long before a u32 lane cell could fill.
-        for (block, (t, p)) in y_true
-            .chunks(1 << 31)
-            .zip(y_pred.chunks(1 << 31))
-            .enumerate()
-        {
-            let (mut ts, mut ps) = (t.chunks_exact(LANES), p.chunks_exact(LANES));
-            for (tl, pl) in (&mut ts).zip(&mut ps) {
-                for lane in 0..LANES {
-                    let (a, b) = (tl[lane].to_u32_or_max(), pl[lane].to_u32_or_max());
-                    if a >= k32 || b >= k32 {
-                        return Err(label_error(metric, y_true, y_pred, k, block << 31));
-                    }
-                    lanes[lane * cells + (a * k32 + b) as usize] += 1;
-                }
-            }
-            for (&a, &b) in ts.remainder().iter().zip(ps.remainder()) {
-                let (a, b) = (a.to_u32_or_max(), b.to_u32_or_max());
-                if a >= k32 || b >= k32 {
-                    return Err(label_error(metric, y_true, y_pred, k, block << 31));
-                }
-                lanes[(a * k32 + b) as usize] += 1;
-            }
-            for lane in lanes.chunks_exact_mut(cells) {
-                for (total, count) in batch.iter_mut().zip(lane.iter_mut()) {
-                    *total += u64::from(*count);
-                    *count = 0;
-                }
-            }
-        }
+        let mut batch = vec![0u64; k * k];
+        kernel(k, y_true, y_pred, FOLD_EVERY, &mut batch)
+            .map_err(|start| label_error(metric, y_true, y_pred, k, start))?;
         for (cell, count) in self.counts.iter_mut().zip(batch) {
             *cell += count;
         }
         Ok(())
     }
 
-    /// Counts straight into the matrix (too few labels to pay for scratch tables, or too many
-    /// classes for them to fit in cache), checking labels in the same pass; on a bad label, undoes
+    /// Counts straight into the matrix (too few labels to pay for a scratch table, or too many
+    /// classes for 16-bit cell indices), checking labels in the same pass; on a bad label, undoes
     /// what it counted.
     fn count_in_place<L: ClassLabel>(
         &mut self,
@@ -849,23 +822,82 @@ mod tests {
 
     #[test]
     fn every_counting_path_agrees_with_a_plain_loop() {
-        // Two classes (sums), few classes with a long batch (lane tables), many classes (in place);
-        // mostly-positive labels once caught an unsigned underflow in the two-class path.
-        for (k, n) in [(2usize, 70_000usize), (3, 5_000), (70, 3_000), (2, 10)] {
+        // Two classes (sums); pair counting (k ≤ 16, long batches); 16-bit cell indices (k ≤ 256);
+        // in place (short batches, k > 256). Odd lengths, and lengths around the 2048-label chunks.
+        // Mostly-positive labels once caught an unsigned underflow in the two-class path.
+        let cases = [
+            (1usize, 7usize),
+            (1, 5_001),
+            (2, 70_000),
+            (2, 10),
+            (3, 5_000),
+            (3, 100),
+            (10, 20),
+            (10, 2_049),
+            (10, 40_001),
+            (16, 300_001),
+            (70, 3_000),
+            (100, 1),
+            (100, 30_001),
+            (256, 20_000),
+            (300, 4_097),
+            (1000, 9_999),
+        ];
+        for (k, n) in cases {
             let t: Vec<u16> = (0..n).map(|i| ((i * 7 + i / 3) % k) as u16).collect();
             let p: Vec<u16> = (0..n)
-                .map(|i| if i % 5 == 0 { (i % k) as u16 } else { t[i] })
+                .map(|i| {
+                    if i % 5 == 0 {
+                        ((i / 5) % k) as u16
+                    } else {
+                        t[i]
+                    }
+                })
                 .collect();
-            let ones = vec![1u16; n];
-            for (t, p) in [(&t, &p), (&ones, &ones)] {
+            let last = vec![(k - 1) as u16; n];
+            for (t, p) in [(&t, &p), (&last, &last)] {
                 let mut cm = ConfusionMatrix::new(k).unwrap();
+                cm.update(t, p).unwrap();
                 cm.update(t, p).unwrap();
                 let mut expected = vec![0u64; k * k];
                 for (&a, &b) in t.iter().zip(p.iter()) {
-                    expected[a as usize * k + b as usize] += 1;
+                    expected[a as usize * k + b as usize] += 2;
                 }
                 assert_eq!(cm.counts, expected, "k = {k}, n = {n}");
-                assert_eq!(cm.total(), n as u64);
+                assert_eq!(cm.total(), 2 * n as u64);
+            }
+        }
+    }
+
+    #[test]
+    fn a_bad_label_mid_batch_leaves_every_path_unchanged() {
+        for (k, n) in [
+            (1usize, 9_000usize),
+            (3, 9_000),
+            (10, 60_001),
+            (100, 9_000),
+            (1000, 9_000),
+        ] {
+            let mut cm = ConfusionMatrix::new(k).unwrap();
+            let t: Vec<i32> = (0..n).map(|i| (i % k) as i32).collect();
+            cm.update(&t, &t).unwrap();
+            let before = cm.clone();
+            for (bad, in_pred) in [(k as i32, false), (-1, true), (i32::MAX, false)] {
+                let (mut t, mut p) = (t.clone(), t.clone());
+                let position = n / 2 + 1;
+                if in_pred {
+                    p[position] = bad;
+                } else {
+                    t[position] = bad;
+                }
+                let err = cm.update(&t, &p).unwrap_err();
+                let what = if in_pred { "y_pred" } else { "y_true" };
+                assert!(
+                    err.to_string()
+                        .contains(&format!("{what}[{position}] = {bad} is outside")),
+                    "k = {k}: {err}"
+                );
+                assert_eq!(cm, before, "k = {k}");
             }
         }
     }

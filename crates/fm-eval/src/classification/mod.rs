@@ -17,6 +17,7 @@
 
 mod accuracy;
 mod confusion;
+mod confusion_count;
 mod log_loss;
 mod ranking;
 

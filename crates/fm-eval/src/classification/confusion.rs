@@ -9,7 +9,8 @@
 use ndarray::{ArrayView1, ArrayView2};
 
 use super::confusion_count::{
-    count_cells16, count_pairs, Kernel, FOLD_EVERY, MAX_INDEX16_CLASSES, MAX_PAIR_CLASSES,
+    count_cells16, count_deferring_misses, count_pairs, Kernel, DEFERRED_MISSES, FOLD_EVERY,
+    MAX_DEFERRED_CLASSES, MAX_INDEX16_CLASSES, MAX_PAIR_CLASSES, MIN_DEFERRED_CLASSES,
 };
 use super::{Average, ZeroDivision};
 use crate::error::{EvalError, Result};
@@ -128,6 +129,9 @@ impl ConfusionMatrix {
             && n as f64 >= SCRATCH_MIN_LABELS_PER_CELL * (k * k) as f64
         {
             self.count_with(metric, &y_true, &y_pred, count_cells16)?;
+        } else if (MIN_DEFERRED_CLASSES..=MAX_DEFERRED_CLASSES).contains(&k) && n >= k {
+            count_deferring_misses(k, &y_true, &y_pred, DEFERRED_MISSES, &mut self.counts)
+                .map_err(|start| label_error(metric, &y_true, &y_pred, k, start))?;
         } else {
             self.count_in_place(metric, &y_true, &y_pred)?;
         }
@@ -876,14 +880,22 @@ mod tests {
             (3, 9_000),
             (10, 60_001),
             (100, 9_000),
+            (300, 9_000),
             (1000, 9_000),
+            (1000, 100),
         ] {
             let mut cm = ConfusionMatrix::new(k).unwrap();
             let t: Vec<i32> = (0..n).map(|i| (i % k) as i32).collect();
             cm.update(&t, &t).unwrap();
             let before = cm.clone();
             for (bad, in_pred) in [(k as i32, false), (-1, true), (i32::MAX, false)] {
-                let (mut t, mut p) = (t.clone(), t.clone());
+                // Off the diagonal one time in three.
+                let shifted =
+                    |(i, &x): (usize, &i32)| if i % 3 == 0 { (x + 1) % k as i32 } else { x };
+                let (mut t, mut p) = (
+                    t.clone(),
+                    t.iter().enumerate().map(shifted).collect::<Vec<_>>(),
+                );
                 let position = n / 2 + 1;
                 if in_pred {
                     p[position] = bad;

@@ -9,8 +9,8 @@
 use ndarray::{ArrayView1, ArrayView2};
 
 use super::confusion_count::{
-    count_cells16, count_deferring_misses, count_pairs, Kernel, DEFERRED_MISSES, FOLD_EVERY,
-    MAX_DEFERRED_CLASSES, MAX_INDEX16_CLASSES, MAX_PAIR_CLASSES, MIN_DEFERRED_CLASSES,
+    count_deferring_misses, count_pairs, DEFERRED_MISSES, FOLD_EVERY, MAX_DEFERRED_CLASSES,
+    MAX_PAIR_CLASSES, MIN_DEFERRED_CLASSES,
 };
 use super::{Average, ZeroDivision};
 use crate::error::{EvalError, Result};
@@ -23,8 +23,6 @@ use crate::metric::{Direction, Metric, MetricValues};
 const CHUNK: usize = 2048;
 /// Pair counting pays for its k⁴-cell scratch table from this many labels per pair-table cell.
 const PAIR_MIN_LABELS_PER_CELL: usize = 4;
-/// Below this many labels per matrix cell, counting straight into the matrix beats a scratch table.
-const SCRATCH_MIN_LABELS_PER_CELL: f64 = 0.25;
 
 /// Counts of `(true class, predicted class)` pairs; row = true class, column = predicted class
 /// (scikit-learn's layout).
@@ -124,11 +122,7 @@ impl ConfusionMatrix {
         if k == 2 {
             self.count_binary(metric, &y_true, &y_pred)?;
         } else if k <= MAX_PAIR_CLASSES && n >= PAIR_MIN_LABELS_PER_CELL * k.pow(4) {
-            self.count_with(metric, &y_true, &y_pred, count_pairs)?;
-        } else if k <= MAX_INDEX16_CLASSES
-            && n as f64 >= SCRATCH_MIN_LABELS_PER_CELL * (k * k) as f64
-        {
-            self.count_with(metric, &y_true, &y_pred, count_cells16)?;
+            self.count_pairs(metric, &y_true, &y_pred)?;
         } else if (MIN_DEFERRED_CLASSES..=MAX_DEFERRED_CLASSES).contains(&k) && n >= k {
             count_deferring_misses(k, &y_true, &y_pred, DEFERRED_MISSES, &mut self.counts)
                 .map_err(|start| label_error(metric, &y_true, &y_pred, k, start))?;
@@ -174,18 +168,17 @@ impl ConfusionMatrix {
         Ok(())
     }
 
-    /// Runs a scratch-table kernel (see `confusion_count`) into a fresh batch table and adds that to
-    /// the matrix only when every label checked out, so a failed update changes nothing.
-    fn count_with<L: ClassLabel>(
+    /// Pair counting (see `confusion_count`) into a fresh batch table, added to the matrix only when
+    /// every label checked out, so a failed update changes nothing.
+    fn count_pairs<L: ClassLabel>(
         &mut self,
         metric: &'static str,
         y_true: &[L],
         y_pred: &[L],
-        kernel: Kernel<L>,
     ) -> Result<()> {
         let k = self.n_classes;
         let mut batch = vec![0u64; k * k];
-        kernel(k, y_true, y_pred, FOLD_EVERY, &mut batch)
+        count_pairs(k, y_true, y_pred, FOLD_EVERY, &mut batch)
             .map_err(|start| label_error(metric, y_true, y_pred, k, start))?;
         for (cell, count) in self.counts.iter_mut().zip(batch) {
             *cell += count;
@@ -193,8 +186,8 @@ impl ConfusionMatrix {
         Ok(())
     }
 
-    /// Counts straight into the matrix (too few labels to pay for a scratch table, or too many
-    /// classes for 16-bit cell indices), checking labels in the same pass; on a bad label, undoes
+    /// Counts straight into the matrix (too few labels to pay for the pair table, or between 17 and
+    /// 511 classes, where nothing measured faster), checking labels in the same pass; on a bad label, undoes
     /// what it counted.
     fn count_in_place<L: ClassLabel>(
         &mut self,
@@ -826,8 +819,9 @@ mod tests {
 
     #[test]
     fn every_counting_path_agrees_with_a_plain_loop() {
-        // Two classes (sums); pair counting (k ≤ 16, long batches); 16-bit cell indices (k ≤ 256);
-        // in place (short batches, k > 256). Odd lengths, and lengths around the 2048-label chunks.
+        // Two classes (sums); pair counting (k ≤ 16, long batches); in place (short batches,
+        // 17..512 classes); deferred misses (k ≥ 512). Odd lengths, lengths around the 2048-label
+        // chunks.
         // Mostly-positive labels once caught an unsigned underflow in the two-class path.
         let cases = [
             (1usize, 7usize),

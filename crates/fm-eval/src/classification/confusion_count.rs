@@ -4,16 +4,16 @@
 //! Counting is a scatter of increments, one read-modify-write per prediction, and on an x86 core
 //! those cost more than the loads that feed them. The kernels here therefore:
 //!
+//! - for k ≤ [`MAX_PAIR_CLASSES`], count two predictions per increment: element `i` of a chunk is
+//!   paired with element `i + n/2`, the pair `(c1, c2)` of cell indices is one cell of a k⁴-cell
+//!   table, and a fold adds each pair count to both `c1` and `c2`. That halves the increments;
 //! - check and index a chunk of labels in one pass that vectorises (baseline SSE2 included): the
 //!   labels are narrowed to `i16` with saturation, one OR-reduction catches anything at or above
-//!   2^15 (negative labels arrive as `u32::MAX`), one max-reduction catches `k..2^15`, and the cell
-//!   index `true · k + predicted` is a 16-bit multiply-add;
-//! - count into scratch tables of `u32` sized to a power of two, so `index & mask` needs no bounds
-//!   check, and fold them into `u64` totals at least every [`FOLD_EVERY`] labels (a `u32` cell
-//!   cannot fill before that);
-//! - for k ≤ [`MAX_PAIR_CLASSES`], count two predictions per increment: element `i` of a chunk is
-//!   paired with element `i + n/2`, the pair `(c1, c2)` is one cell of a `cells²` table, and the fold
-//!   adds each pair count to both `c1` and `c2`. That halves the increments, the bottleneck;
+//!   2^15 (negative labels arrive as `u32::MAX`), one max-reduction catches `k..2^15`, and the
+//!   indices are 16-bit multiply-adds;
+//! - count into a scratch table of `u32` sized to a power of two, so `index & mask` needs no bounds
+//!   check, and fold it into `u64` totals at least every [`FOLD_EVERY`] labels (a `u32` cell cannot
+//!   fill before that);
 //! - for large k, where the matrix is far bigger than the caches, count correct predictions (the
 //!   diagonal, usually most of them) in a k-cell table and collect the cell indices of the others in
 //!   a buffer that is applied to the matrix in bursts: a dense run of independent random increments
@@ -21,25 +21,21 @@
 //! - leave the caller's matrix alone unless the whole batch checked out: a kernel returns the start
 //!   of the first chunk with a bad label, and the caller turns that into the error.
 //!
-//! Counts are integers, so every path gives exactly the same table (unit tests below compare each
-//! against a plain counting loop).
+//! Between those (17 to 511 classes) the matrix counts in place (`ConfusionMatrix::count_in_place`):
+//! a 16-bit-index scratch-table kernel, a diagonal-compacting variant and eight lane tables were
+//! measured no faster there. Counts are integers, so every path gives exactly the same table (unit
+//! tests below compare each against a plain counting loop).
 
 use crate::input::ClassLabel;
 
-/// Labels are checked and indexed in chunks this long: the chunk's 16-bit cell indices (4 KB) stay
+/// Labels are checked and indexed in chunks this long: the chunk's 16-bit pair indices (2 KB) stay
 /// in L1 between the pass that reads the labels and the pass that counts them.
 const CHUNK: usize = 2048;
 /// Scratch `u32` counters are folded into `u64` totals after at most this many labels, long before a
 /// cell could overflow (a cell gains at most one count per label).
 pub(super) const FOLD_EVERY: usize = 1 << 31;
-/// Largest class count for the 16-bit index path: `true · k + predicted < k² ≤ 2^16`.
-pub(super) const MAX_INDEX16_CLASSES: usize = 256;
 /// Largest class count for pair counting: the pair table has `k⁴ ≤ 2^16` cells.
 pub(super) const MAX_PAIR_CLASSES: usize = 16;
-
-/// A counting kernel: `(k, y_true, y_pred, fold_every, totals)`, adding the batch's counts to
-/// `totals`, or `Err(start)` where `start` is the first chunk holding a label outside `0..k`.
-pub(super) type Kernel<L> = fn(usize, &[L], &[L], usize, &mut [u64]) -> Result<(), usize>;
 
 /// From this many classes the matrix (k² `u64`, 2 MB at 512) outgrows the L2 cache and
 /// [`count_deferring_misses`] pays off (measured at 400 classes: slower; at 1,000: about twice as
@@ -78,7 +74,7 @@ impl Check {
 }
 
 /// Cell index of one pair in 16-bit arithmetic (exact for checked labels with k ≤ 256; garbage,
-/// never used, otherwise). Updates the check.
+/// never counted, otherwise). Updates the check.
 #[inline(always)]
 fn cell16(check: &mut Check, k: u16, a: u32, b: u32) -> u16 {
     check.or |= a | b;
@@ -92,53 +88,11 @@ fn scratch(cells: usize) -> Vec<u32> {
     vec![0; cells.next_power_of_two()]
 }
 
-/// Counts every pair into `totals` (length k², zero or not: counts are added) using one 16-bit
-/// index per label pair and a `u32` scratch table. Requires k ≤ [`MAX_INDEX16_CLASSES`]
-/// (two classes have a faster path of their own, but any k works).
+/// Counts every pair into `totals` (length k², zero or not: counts are added), two predictions per
+/// increment, through a `u32` pair table folded every `fold_every` labels. Requires
+/// k ≤ [`MAX_PAIR_CLASSES`] (two classes have a faster path of their own, but any such k works).
 /// Returns `Err(start)` if a label outside `0..k` occurs at or after `start` (and none before);
 /// `totals` is then partly updated, so callers pass a fresh buffer.
-pub(super) fn count_cells16<L: ClassLabel>(
-    k: usize,
-    y_true: &[L],
-    y_pred: &[L],
-    fold_every: usize,
-    totals: &mut [u64],
-) -> Result<(), usize> {
-    debug_assert!(k <= MAX_INDEX16_CLASSES && totals.len() == k * k);
-    let k16 = k as u16;
-    let mut table = scratch(k * k);
-    let mask = table.len() - 1;
-    let mut index = [0u16; CHUNK];
-    let fold_every = fold_every.max(CHUNK) / CHUNK * CHUNK;
-    for (block_start, (tb, pb)) in (0..)
-        .step_by(fold_every)
-        .zip(y_true.chunks(fold_every).zip(y_pred.chunks(fold_every)))
-    {
-        for (chunk_start, (t, p)) in (block_start..)
-            .step_by(CHUNK)
-            .zip(tb.chunks(CHUNK).zip(pb.chunks(CHUNK)))
-        {
-            let index = &mut index[..t.len()];
-            let mut check = Check::new();
-            for ((slot, &a), &b) in index.iter_mut().zip(t).zip(p) {
-                *slot = cell16(&mut check, k16, a.to_u32_or_max(), b.to_u32_or_max());
-            }
-            if !check.passes(k) {
-                return Err(chunk_start);
-            }
-            for &cell in index.iter() {
-                table[usize::from(cell) & mask] += 1;
-            }
-        }
-        for (total, count) in totals.iter_mut().zip(table.iter_mut()) {
-            *total += u64::from(*count);
-            *count = 0;
-        }
-    }
-    Ok(())
-}
-
-/// As [`count_cells16`], two predictions per increment. Requires k ≤ [`MAX_PAIR_CLASSES`].
 pub(super) fn count_pairs<L: ClassLabel>(
     k: usize,
     y_true: &[L],
@@ -310,7 +264,7 @@ mod tests {
     }
 
     #[test]
-    fn both_kernels_match_a_plain_loop_at_any_length_and_fold_interval() {
+    fn pair_counting_matches_a_plain_loop_at_any_length_and_fold_interval() {
         // Lengths around the chunk size (odd, even, one short, one over), and fold intervals of one
         // and two chunks so batches straddle several folds.
         for k in [1usize, 2, 3, 4, 10, 16] {
@@ -318,12 +272,6 @@ mod tests {
                 let (t, p) = labels(k, n, k * 7 + n);
                 let expected = naive(k, &t, &p);
                 for fold_every in [CHUNK, 2 * CHUNK, FOLD_EVERY] {
-                    let mut cells = vec![0u64; k * k];
-                    count_cells16(k, &t, &p, fold_every, &mut cells).unwrap();
-                    assert_eq!(
-                        cells, expected,
-                        "cells16: k = {k}, n = {n}, fold {fold_every}"
-                    );
                     let mut pairs = vec![0u64; k * k];
                     count_pairs(k, &t, &p, fold_every, &mut pairs).unwrap();
                     assert_eq!(
@@ -333,42 +281,28 @@ mod tests {
                 }
             }
         }
-        for k in [1usize, 17, 100, 255, 256] {
-            for n in [1usize, 2049, 5_000] {
-                let (t, p) = labels(k, n, k + n);
-                let mut cells = vec![0u64; k * k];
-                count_cells16(k, &t, &p, CHUNK, &mut cells).unwrap();
-                assert_eq!(cells, naive(k, &t, &p), "cells16: k = {k}, n = {n}");
-            }
-        }
     }
 
     #[test]
     fn the_largest_labels_are_counted_and_the_next_rejected() {
-        // k = 256 puts the last cell at 65535, the top of the 16-bit range.
-        for k in [3usize, 16, 256] {
+        // k = 16 puts the last pair at 65535, the top of the 16-bit range.
+        for k in [1usize, 3, 16] {
             let top = (k - 1) as u32;
             let t = vec![top; 3001];
-            let mut cells = vec![0u64; k * k];
-            count_cells16(k, &t, &t, CHUNK, &mut cells).unwrap();
-            assert_eq!(cells[k * k - 1], 3001);
-            if k <= MAX_PAIR_CLASSES {
-                let mut pairs = vec![0u64; k * k];
-                count_pairs(k, &t, &t, CHUNK, &mut pairs).unwrap();
-                assert_eq!(pairs[k * k - 1], 3001);
-            }
+            let mut pairs = vec![0u64; k * k];
+            count_pairs(k, &t, &t, CHUNK, &mut pairs).unwrap();
+            assert_eq!(pairs[k * k - 1], 3001);
         }
         // Out of range in every way the narrowing could hide: k itself, just under and at 2^15,
-        // 2^16 + a valid label, 2^31, u32::MAX; in y_true and in y_pred; in the second chunk.
-        for k in [3usize, 16, 256] {
+        // 2^16 + a valid label, 2^31, u32::MAX; in y_true and in y_pred; in either half of the
+        // second chunk.
+        for k in [1usize, 3, 16] {
             for bad in [k as u32, 32_767, 32_768, 65_536 + 1, 1 << 31, u32::MAX] {
                 for in_pred in [false, true] {
-                    let (mut t, mut p) = labels(k, 5_000, 1);
-                    let target = if in_pred { &mut p } else { &mut t };
-                    target[3_000] = bad;
-                    let mut cells = vec![0u64; k * k];
-                    assert_eq!(count_cells16(k, &t, &p, CHUNK, &mut cells), Err(2048));
-                    if k <= MAX_PAIR_CLASSES {
+                    for position in [2_500, 3_500] {
+                        let (mut t, mut p) = labels(k, 5_000, 1);
+                        let target = if in_pred { &mut p } else { &mut t };
+                        target[position] = bad;
                         let mut pairs = vec![0u64; k * k];
                         assert_eq!(count_pairs(k, &t, &p, CHUNK, &mut pairs), Err(2048));
                     }

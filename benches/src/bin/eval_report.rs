@@ -8,9 +8,12 @@
 //! and 2 threads are reported; at 2 threads the baseline sums two halves in parallel and the
 //! metrics update two accumulators in parallel and merge them.
 //!
-//! Run: `cargo run --release -p fm-benches --bin eval_report` (`-- --quick` for fewer repeats).
+//! Run: `cargo run --release -p fm-benches --bin eval_report` (`-- --quick` for fewer repeats;
+//! `-- --n 200000` for another number of predictions: at 200k the labels stay in cache, so the plain
+//! sum no longer waits on memory and the ratios show the metrics' own compute cost).
 
 use std::hint::black_box;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use fm_eval::{
@@ -18,7 +21,12 @@ use fm_eval::{
 };
 use ndarray::Array2;
 
-const N: usize = 10_000_000;
+/// Number of predictions per job (10M unless `--n` says otherwise).
+static N: OnceLock<usize> = OnceLock::new();
+
+fn n() -> usize {
+    *N.get().expect("set in main")
+}
 
 /// A named timed job.
 type Job<'a> = (&'static str, Box<dyn FnMut() + 'a>);
@@ -43,7 +51,7 @@ impl Rng {
 
 /// Labels for `k` classes with predictions right 90% of the time.
 fn labels(rng: &mut Rng, k: u64) -> (Vec<u32>, Vec<u32>) {
-    let y: Vec<u32> = (0..N).map(|_| rng.below(k) as u32).collect();
+    let y: Vec<u32> = (0..n()).map(|_| rng.below(k) as u32).collect();
     let p = y
         .iter()
         .map(|&t| {
@@ -194,7 +202,7 @@ fn label_table(repeats: usize, k: u64, rng: &mut Rng) {
                 "| {k:>4} | {threads} | {name:<16} | {:>8.2} | {:>8.2} | {:>6.2} | {:>5.2}x | {:>5.2}x |",
                 median * 1e3,
                 min * 1e3,
-                median * 1e9 / N as f64,
+                median * 1e9 / n() as f64,
                 median / base_median,
                 min / base_min
             );
@@ -212,7 +220,7 @@ fn other_metrics(repeats: usize, rng: &mut Rng) {
     let targets: Vec<f64> = scores.iter().map(|s| s * 3.0 - 1.0).collect();
     let preds: Vec<f64> = targets.iter().map(|t| t + 0.1).collect();
     let log_probs: Vec<f64> = probs.iter().map(|q| -(1.0 + q)).collect();
-    let rows = N / 10;
+    let rows = n() / 10;
     let k = 10;
     let matrix =
         Array2::from_shape_fn((rows, k), |(i, c)| ((i * 31 + c * 17) % 101) as f32 / 101.0);
@@ -277,7 +285,7 @@ fn other_metrics(repeats: usize, rng: &mut Rng) {
     let times = interleaved(repeats, &mut jobs);
     let (base_median, base_min) = times[0];
     for (name, (median, min)) in names.iter().zip(&times) {
-        let per = if name.starts_with("top-5") { rows } else { N };
+        let per = if name.starts_with("top-5") { rows } else { n() };
         println!(
             "| {name:<22} | {:>8.2} | {:>8.2} | {:>6.2} | {:>6.2}x | {:>6.2}x |",
             median * 1e3,
@@ -292,9 +300,20 @@ fn other_metrics(repeats: usize, rng: &mut Rng) {
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let repeats = if quick { 5 } else { 15 };
+    let args: Vec<String> = std::env::args().collect();
+    let count = args
+        .iter()
+        .position(|a| a == "--n")
+        .map(|i| {
+            args[i + 1]
+                .parse()
+                .expect("--n takes a number of predictions")
+        })
+        .unwrap_or(10_000_000);
+    N.set(count).expect("set once");
     let mut rng = Rng(42);
     println!(
-        "fm-eval accumulators vs a plain summing loop, {N} predictions (u32 labels, 90% correct)"
+        "fm-eval accumulators vs a plain summing loop, {count} predictions (u32 labels, 90% correct)"
     );
     println!(
         "median and min of {repeats} interleaved repeats after a warm-up; ratios to the plain sum's \

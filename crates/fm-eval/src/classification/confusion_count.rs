@@ -2,24 +2,24 @@
 //! per-cell counts, every label checked, at close to the speed the labels can be read.
 //!
 //! Counting is a scatter of increments, one read-modify-write per prediction, and on an x86 core
-//! those cost more than the loads that feed them. The kernels here therefore:
+//! those cost more than the loads that feed them. Two kernels cut that cost:
 //!
-//! - for k ≤ [`MAX_PAIR_CLASSES`], count two predictions per increment: element `i` of a chunk is
-//!   paired with element `i + n/2`, the pair `(c1, c2)` of cell indices is one cell of a k⁴-cell
-//!   table, and a fold adds each pair count to both `c1` and `c2`. That halves the increments;
-//! - check and index a chunk of labels in one pass that vectorises (baseline SSE2 included): the
-//!   labels are narrowed to `i16` with saturation, one OR-reduction catches anything at or above
-//!   2^15 (negative labels arrive as `u32::MAX`), one max-reduction catches `k..2^15`, and the
-//!   indices are 16-bit multiply-adds;
-//! - count into a scratch table of `u32` sized to a power of two, so `index & mask` needs no bounds
-//!   check, and fold it into `u64` totals at least every [`FOLD_EVERY`] labels (a `u32` cell cannot
-//!   fill before that);
-//! - for large k, where the matrix is far bigger than the caches, count correct predictions (the
-//!   diagonal, usually most of them) in a k-cell table and collect the cell indices of the others in
-//!   a buffer that is applied to the matrix in bursts: a dense run of independent random increments
-//!   keeps many cache misses in flight, where scattering them among the diagonal counts did not;
-//! - leave the caller's matrix alone unless the whole batch checked out: a kernel returns the start
-//!   of the first chunk with a bad label, and the caller turns that into the error.
+//! - [`count_pairs`], for k ≤ [`MAX_PAIR_CLASSES`], counts two predictions per increment: element
+//!   `i` of a chunk is paired with element `i + n/2`, the pair `(c1, c2)` of cell indices is one cell
+//!   of a k⁴-cell table, and a fold adds each pair count to both `c1` and `c2`. That halves the
+//!   increments. The check and the indices come from one pass per chunk that vectorises (baseline
+//!   SSE2 included): labels are narrowed to `i16` with saturation, one OR-reduction catches anything
+//!   at or above 2^15 (negative labels arrive as `u32::MAX`), one max-reduction catches `k..2^15`,
+//!   and the indices are 16-bit multiply-adds. The pair table holds `u32` counters, is sized to a
+//!   power of two so `index & mask` needs no bounds check, and is folded into `u64` totals at least
+//!   every [`FOLD_EVERY`] labels, before a counter could fill. It never touches the caller's matrix:
+//!   it returns the start of the first chunk with a bad label, and the caller turns that into the
+//!   error.
+//! - [`count_deferring_misses`], for large k, where the matrix is far bigger than the caches, counts
+//!   correct predictions (the diagonal, usually most of them) in a k-cell table and collects the cell
+//!   indices of the others in a buffer that is applied to the matrix in bursts: a dense run of
+//!   independent random increments keeps many cache misses in flight, where scattering them among
+//!   the diagonal counts did not. On a bad label it undoes the bursts it applied.
 //!
 //! Between those (17 to 511 classes) the matrix counts in place (`ConfusionMatrix::count_in_place`):
 //! a 16-bit-index scratch-table kernel, a diagonal-compacting variant and eight lane tables were

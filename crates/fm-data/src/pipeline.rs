@@ -7,7 +7,13 @@
 //! 3. exact deduplication (hash of the whitespace-normalised text);
 //! 4. near-duplicate deduplication (MinHash + LSH);
 //! 5. containment (documents made of other documents, such as a book's `print.html`);
-//! 6. repeated paragraphs across the corpus (first occurrence kept; documents left empty go).
+//! 6. boilerplate lines: prose lines found in at least `min_document_frequency` documents are
+//!    dropped from all of them ([`crate::dedup::lines`]; documents left empty go);
+//! 7. repeated paragraphs across the corpus (first occurrence kept; documents left empty go).
+//!
+//! Code keeps its shape throughout: HTML `<pre>` blocks come out of collection as Markdown code
+//! fences, and whitespace cleaning, line and paragraph deduplication leave the lines and
+//! indentation of fenced and indented code blocks as written ([`crate::clean::blocks`]).
 //!
 //! The result is the surviving documents (with their provenance) and a [`CorpusReport`] that
 //! serialises to JSON. The same input and configuration give the same output for any number of
@@ -22,6 +28,7 @@ use crate::clean::unicode::{normalize_unicode, NormalForm};
 use crate::clean::{normalize_whitespace, WhitespaceCounts};
 use crate::collect::{CollectStats, DirectorySource, Document, ErrorPolicy};
 use crate::dedup::containment::{find_containers, ContainmentConfig};
+use crate::dedup::lines::{dedup_lines, LineDedupConfig, LineDedupCounts};
 use crate::dedup::near::{near_dedup, NearDupConfig};
 use crate::dedup::{dedup_paragraphs, exact_dedup, ParagraphDedupCounts};
 use crate::DataError;
@@ -46,10 +53,17 @@ pub struct CorpusConfig {
     pub near: Option<NearDupConfig>,
     /// Container removal, if any.
     pub containment: Option<ContainmentConfig>,
+    /// Boilerplate-line removal, if any.
+    #[serde(default = "default_lines")]
+    pub lines: Option<LineDedupConfig>,
     /// Repeated-paragraph removal.
     pub paragraphs: bool,
     /// Clusters listed by path in the report, per grain.
     pub examples: usize,
+}
+
+fn default_lines() -> Option<LineDedupConfig> {
+    Some(LineDedupConfig::default())
 }
 
 impl Default for CorpusConfig {
@@ -63,6 +77,7 @@ impl Default for CorpusConfig {
             exact: true,
             near: Some(NearDupConfig::default()),
             containment: Some(ContainmentConfig::default()),
+            lines: default_lines(),
             paragraphs: true,
             examples: 10,
         }
@@ -125,6 +140,12 @@ pub struct CorpusReport {
     pub near: GrainReport,
     /// Containers.
     pub containment: GrainReport,
+    /// Boilerplate lines.
+    #[serde(default)]
+    pub lines: LineDedupCounts,
+    /// Documents emptied by boilerplate-line removal.
+    #[serde(default)]
+    pub line_emptied: usize,
     /// Repeated paragraphs.
     pub paragraphs: ParagraphDedupCounts,
     /// Documents emptied by paragraph deduplication.
@@ -232,7 +253,7 @@ pub fn run_documents(
     dedup_all(docs, config, report)
 }
 
-/// Runs only the deduplication steps (exact, near, containment, paragraphs) of `config` on
+/// Runs only the deduplication steps (exact, near, containment, lines, paragraphs) of `config` on
 /// documents already cleaned; the report's collection and cleaning parts stay zero.
 pub fn deduplicate(
     docs: Vec<Document>,
@@ -337,6 +358,19 @@ fn dedup_all(
                 .collect(),
         };
         docs = retain_indices(docs, &r.kept);
+    }
+    if let Some(lc) = &config.lines {
+        let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
+        let (new_texts, counts) = dedup_lines(&texts, lc)?;
+        report.lines = counts;
+        let before = docs.len();
+        docs = docs
+            .into_iter()
+            .zip(new_texts)
+            .filter(|(_, t)| !t.is_empty())
+            .map(|(d, text)| Document { text, ..d })
+            .collect();
+        report.line_emptied = before - docs.len();
     }
     if config.paragraphs {
         let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();

@@ -3,10 +3,11 @@
 //!
 //! ```text
 //! cargo run --release -p fm-benches --bin data_corpus_report -- \
-//!     [--root DIR] [--dump texts.jsonl] [--json report.json] [--no-timing]
+//!     [--root DIR] [--dump texts.jsonl] [--json report.json] [--no-timing] [--examples N]
 //! ```
 //!
-//! `--no-timing` skips the MinHash throughput runs (the pipeline report alone).
+//! `--no-timing` skips the MinHash throughput runs (the pipeline report alone); `--examples N`
+//! lists up to N clusters per grain in the JSON report (default 10).
 //!
 //! `--root` defaults to `$(rustc --print sysroot)/share/doc/rust/html` (a subdirectory makes a
 //! quick run). `--dump` writes the
@@ -27,6 +28,7 @@ struct Args {
     dump: Option<PathBuf>,
     json: Option<PathBuf>,
     timing: bool,
+    examples: usize,
 }
 
 fn parse_args() -> Args {
@@ -35,6 +37,7 @@ fn parse_args() -> Args {
         dump: None,
         json: None,
         timing: true,
+        examples: 10,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -44,6 +47,7 @@ fn parse_args() -> Args {
             "--dump" => args.dump = Some(PathBuf::from(value())),
             "--json" => args.json = Some(PathBuf::from(value())),
             "--no-timing" => args.timing = false,
+            "--examples" => args.examples = value().parse().expect("--examples needs a number"),
             other => panic!("unknown argument {other}"),
         }
     }
@@ -99,7 +103,10 @@ fn main() {
     let mut source = DirectorySource::new(&args.root);
     // The toolchain's docs also hold search indexes and sources as .js/.md; we read pages.
     source = source.include(["**/*.html"]).expect("glob");
-    let full = CorpusConfig::default();
+    let full = CorpusConfig {
+        examples: args.examples,
+        ..CorpusConfig::default()
+    };
     let clean_only = CorpusConfig {
         exact: false,
         near: None,

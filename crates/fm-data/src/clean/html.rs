@@ -45,6 +45,9 @@ const BOILERPLATE_MARKERS: &[&str] = &[
     "nav-wrapper",
     "cookie",
     "skip-link",
+    // rustdoc: the "Skip to main content" link and the "Expand description" toggle label.
+    "skip-main-content",
+    "hideme",
     "out-of-band",
     "help-container",
     "rustdoc-modal",
@@ -340,6 +343,16 @@ mod tests {
         assert_eq!(t, "Heading\n\nBody text.");
         assert_eq!(c.elements_dropped, 9); // the eight above and the (empty) head
         assert_eq!(c.bytes_out, t.len() as u64);
+    }
+
+    #[test]
+    fn rustdoc_skip_link_and_toggle_label_are_dropped() {
+        let page = r##"<body class="rustdoc struct"><a class="skip-main-content" href="#main-content">Skip to main content</a>
+            <details class="toggle top-doc" open><summary class="hideme"><span>Expand description</span></summary>
+            <div class="docblock"><p>A vector.</p></div></details></body>"##;
+        let (t, c) = html_to_text(page);
+        assert_eq!(t, "A vector.");
+        assert_eq!(c.elements_dropped, 3); // head, the link, the summary
     }
 
     #[test]

@@ -217,4 +217,31 @@ mod paragraph_tests {
         );
         assert_eq!((c.paragraphs, c.dropped), (6, 1));
     }
+
+    #[test]
+    fn exact_and_paragraph_dedup_do_not_depend_on_the_thread_count() {
+        let docs: Vec<String> = (0..300)
+            .map(|i| {
+                format!(
+                    "para {}\n\nshared {}\n\n```\ncode {}\n```",
+                    i % 17,
+                    i % 5,
+                    i % 11
+                )
+            })
+            .collect();
+        let run = |threads| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| (exact_dedup(&docs), dedup_paragraphs(&docs)))
+        };
+        let one = run(1);
+        assert_eq!(one, run(3));
+        // 17 * 5 * 11 > 300: documents repeat only through i % 935, so none is an exact copy
+        // of another; paragraphs repeat a lot.
+        assert_eq!(one.0.kept.len(), 300);
+        assert_eq!(one.1 .1.paragraphs - one.1 .1.dropped, 17 + 5 + 11);
+    }
 }

@@ -9,8 +9,8 @@
 //! documents it appears in, against [`LineDedupConfig::min_document_frequency`].
 //!
 //! It runs in two passes, so it streams and merges: [`LineFrequencies`] counts (8-byte FNV-1a
-//! hashes of the whitespace-normalised lines, each document counted once per line; 12 bytes of
-//! table per distinct line), tables built over parts of a corpus — batches, files, machines —
+//! hashes of the whitespace-normalised lines, each document counted once per line; one
+//! `u64 → u32` map entry per distinct line), tables built over parts of a corpus — batches, files, machines —
 //! add up with [`LineFrequencies::merge`], and [`LineFrequencies::remove_boilerplate`] then
 //! filters each document on its own. Counts are sums, so the result is the same for any split of
 //! the corpus and any thread count.

@@ -3,8 +3,11 @@
 //!
 //! ```text
 //! cargo run --release -p fm-benches --bin data_corpus_report -- \
-//!     [--root DIR] [--dump texts.jsonl] [--json report.json]
+//!     [--root DIR] [--dump texts.jsonl] [--json report.json] [--no-timing] [--examples N]
 //! ```
+//!
+//! `--no-timing` skips the MinHash throughput runs (the pipeline report alone); `--examples N`
+//! lists up to N clusters per grain in the JSON report (default 10).
 //!
 //! `--root` defaults to `$(rustc --print sysroot)/share/doc/rust/html` (a subdirectory makes a
 //! quick run). `--dump` writes the
@@ -24,6 +27,8 @@ struct Args {
     root: PathBuf,
     dump: Option<PathBuf>,
     json: Option<PathBuf>,
+    timing: bool,
+    examples: usize,
 }
 
 fn parse_args() -> Args {
@@ -31,6 +36,8 @@ fn parse_args() -> Args {
         root: PathBuf::new(),
         dump: None,
         json: None,
+        timing: true,
+        examples: 10,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -39,6 +46,8 @@ fn parse_args() -> Args {
             "--root" => args.root = PathBuf::from(value()),
             "--dump" => args.dump = Some(PathBuf::from(value())),
             "--json" => args.json = Some(PathBuf::from(value())),
+            "--no-timing" => args.timing = false,
+            "--examples" => args.examples = value().parse().expect("--examples needs a number"),
             other => panic!("unknown argument {other}"),
         }
     }
@@ -94,11 +103,15 @@ fn main() {
     let mut source = DirectorySource::new(&args.root);
     // The toolchain's docs also hold search indexes and sources as .js/.md; we read pages.
     source = source.include(["**/*.html"]).expect("glob");
-    let full = CorpusConfig::default();
+    let full = CorpusConfig {
+        examples: args.examples,
+        ..CorpusConfig::default()
+    };
     let clean_only = CorpusConfig {
         exact: false,
         near: None,
         containment: None,
+        lines: None,
         paragraphs: false,
         ..full.clone()
     };
@@ -119,9 +132,14 @@ fn main() {
     }
 
     let near = full.near.expect("near config");
-    let (s1, c1) = time_minhash(&texts, &near, 1);
-    let (s2, c2) = time_minhash(&texts, &near, 2);
-    assert_eq!(c1, c2, "clusters must not depend on the thread count");
+    let ((s1, c1), s2) = if args.timing {
+        let one = time_minhash(&texts, &near, 1);
+        let two = time_minhash(&texts, &near, 2);
+        assert_eq!(one.1, two.1, "clusters must not depend on the thread count");
+        (one, two.0)
+    } else {
+        ((f64::NAN, 0), f64::NAN)
+    };
 
     let t1 = Instant::now();
     let (out, dedup) = deduplicate(cleaned.clone(), &full).expect("dedup");
@@ -129,6 +147,8 @@ fn main() {
     report.exact = dedup.exact;
     report.near = dedup.near;
     report.containment = dedup.containment;
+    report.lines = dedup.lines;
+    report.line_emptied = dedup.line_emptied;
     report.paragraphs = dedup.paragraphs;
     report.paragraph_emptied = dedup.paragraph_emptied;
     report.documents_out = out.len();
@@ -141,9 +161,9 @@ fn main() {
     );
     let cl = &report.cleaning;
     println!(
-        "cleaning: unicode (NFKC) changed {} documents; whitespace: {} control chars removed, {} runs collapsed, {} blank lines dropped; bytes {} -> {}",
+        "cleaning: unicode (NFKC) changed {} documents; whitespace: {} control chars removed, {} runs collapsed, {} blank lines dropped, {} code blocks kept as written; bytes {} -> {}",
         cl.unicode_changed, cl.whitespace.control_removed, cl.whitespace.runs_collapsed,
-        cl.whitespace.blank_lines_dropped, cl.bytes_in, cl.bytes_out
+        cl.whitespace.blank_lines_dropped, cl.whitespace.code_blocks_kept, cl.bytes_in, cl.bytes_out
     );
     println!(
         "PII masked: {} e-mails, {} IPv4, {} IPv6, {} phone numbers",
@@ -164,6 +184,13 @@ fn main() {
         "removed",
         "contains (kept)",
     );
+    let l = &report.lines;
+    println!(
+        "  lines        {} prose lines seen, {} distinct boilerplate (in >= {} documents), {} occurrences dropped ({} bytes) from {} documents; {} documents emptied",
+        l.lines, l.boilerplate_distinct,
+        full.lines.map_or(0, |c| c.min_document_frequency), l.dropped, l.bytes_dropped,
+        l.documents_changed, report.line_emptied
+    );
     let p = &report.paragraphs;
     println!(
         "  paragraphs   {} seen, {} distinct repeated, {} occurrences dropped ({} bytes); {} documents emptied",
@@ -178,7 +205,7 @@ fn main() {
         near.bands().expect("bands"),
         texts.len()
     );
-    for (threads, s) in [(1, s1), (2, s2)] {
+    for (threads, s) in [(1, s1), (2, s2)].into_iter().filter(|_| args.timing) {
         println!(
             "  {threads} thread(s): {s:.3} s  {:.0} docs/s  {:.1} MB/s",
             texts.len() as f64 / s,

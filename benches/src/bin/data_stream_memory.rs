@@ -91,6 +91,7 @@ fn main() {
         exact: false,
         near: None,
         containment: None,
+        lines: None,
         paragraphs: false,
         ..CorpusConfig::default()
     };

@@ -1,8 +1,186 @@
-//! Labelled data: a label vocabulary, class counts and seeded stratified splits.
+//! Labelled data: (text, label) datasets, a label vocabulary, class counts and seeded
+//! stratified splits.
+//!
+//! ```
+//! use std::{path::Path, sync::Arc};
+//! use fm_data::collect::Document;
+//! use fm_data::dataset::Dataset;
+//! use fm_data::labels::LabelledDataset;
+//!
+//! let path: Arc<Path> = Arc::from(Path::new("reviews.jsonl"));
+//! let docs: Vec<Document> = [("great", "pos"), ("awful", "neg"), ("fine", "pos")]
+//!     .iter()
+//!     .enumerate()
+//!     .map(|(i, (t, l))| Document::new(t.to_string(), path.clone(), i + 1, 0).with_label(Some(l.to_string())))
+//!     .collect();
+//! let data = LabelledDataset::from_documents(docs)?;
+//! assert_eq!(data.vocab().labels(), ["neg", "pos"]);
+//! assert_eq!(data.get(0)?, ("great".to_string(), 1));
+//! assert_eq!(data.class_counts(), [1, 2]);
+//! let (train, test) = data.stratified_split(0.5, 7)?;
+//! assert_eq!(train.len() + test.len(), 3);
+//! # Ok::<(), fm_data::DataError>(())
+//! ```
 
 use std::collections::BTreeMap;
 
+use crate::collect::Document;
+use crate::dataset::Dataset;
 use crate::DataError;
+
+/// The labels of a dataset and their ids: distinct labels in sorted order, the id of a label its
+/// position, so the same label set always gives the same ids.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LabelVocab {
+    labels: Vec<String>,
+}
+
+impl LabelVocab {
+    /// The vocabulary of `labels` (duplicates and order do not matter).
+    pub fn from_labels<S: AsRef<str>>(labels: &[S]) -> Self {
+        Self {
+            labels: class_counts(labels).into_keys().collect(),
+        }
+    }
+
+    /// Labels, in id order.
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    /// Number of labels.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether there is no label.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// The id of `label`, if it is in the vocabulary.
+    pub fn id(&self, label: &str) -> Option<u32> {
+        self.labels
+            .binary_search_by(|l| l.as_str().cmp(label))
+            .ok()
+            .map(|i| i as u32)
+    }
+
+    /// The label of `id`, if there is one.
+    pub fn label(&self, id: u32) -> Option<&str> {
+        self.labels.get(id as usize).map(String::as_str)
+    }
+}
+
+/// (text, label id) examples with their label vocabulary; a [`Dataset`] of `(String, u32)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelledDataset {
+    texts: Vec<String>,
+    labels: Vec<u32>,
+    vocab: LabelVocab,
+}
+
+impl LabelledDataset {
+    /// The labelled documents of a source (a JSONL label field, a CSV label column), with the
+    /// vocabulary of their labels. A document without a label is an error naming its file and
+    /// line.
+    pub fn from_documents(docs: Vec<Document>) -> Result<Self, DataError> {
+        let names: Vec<&str> = docs.iter().map(|d| label_of(d)).collect::<Result<_, _>>()?;
+        let vocab = LabelVocab::from_labels(&names);
+        Self::with_vocab(docs, vocab)
+    }
+
+    /// The labelled documents with a given vocabulary (a validation or test set read with the
+    /// training set's vocabulary). A document without a label, or with one outside `vocab`, is an
+    /// error naming its file and line.
+    pub fn with_vocab(docs: Vec<Document>, vocab: LabelVocab) -> Result<Self, DataError> {
+        let mut texts = Vec::with_capacity(docs.len());
+        let mut labels = Vec::with_capacity(docs.len());
+        for d in docs {
+            let name = label_of(&d)?;
+            let id = vocab.id(name).ok_or_else(|| DataError::MalformedRecord {
+                path: d.path.to_path_buf(),
+                line: d.line,
+                reason: format!(
+                    "label {name:?} is not in the vocabulary of {} labels",
+                    vocab.len()
+                ),
+            })?;
+            labels.push(id);
+            texts.push(d.text);
+        }
+        Ok(Self {
+            texts,
+            labels,
+            vocab,
+        })
+    }
+
+    /// The label vocabulary.
+    pub fn vocab(&self) -> &LabelVocab {
+        &self.vocab
+    }
+
+    /// The label ids, in item order.
+    pub fn labels(&self) -> &[u32] {
+        &self.labels
+    }
+
+    /// Items per label id (`vocab().len()` counts).
+    pub fn class_counts(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.vocab.len()];
+        for &l in &self.labels {
+            counts[l as usize] += 1;
+        }
+        counts
+    }
+
+    /// A seeded split keeping each class's share ([`stratified_split`]): sorted (train, test)
+    /// index lists, for [`Subset`](crate::dataset::Subset)s of this dataset.
+    pub fn stratified_split(
+        &self,
+        test_fraction: f64,
+        seed: u64,
+    ) -> Result<(Vec<usize>, Vec<usize>), DataError> {
+        stratified_split(&self.labels_as_keys(), test_fraction, seed)
+    }
+
+    fn labels_as_keys(&self) -> Vec<&str> {
+        self.labels
+            .iter()
+            .map(|&l| self.vocab.labels[l as usize].as_str())
+            .collect()
+    }
+}
+
+fn label_of(d: &Document) -> Result<&str, DataError> {
+    d.label
+        .as_deref()
+        .ok_or_else(|| DataError::MalformedRecord {
+            path: d.path.to_path_buf(),
+            line: d.line,
+            reason: "document has no label".to_string(),
+        })
+}
+
+impl Dataset for LabelledDataset {
+    type Item = (String, u32);
+
+    fn len(&self) -> usize {
+        self.texts.len()
+    }
+
+    fn get(&self, index: usize) -> crate::Result<Self::Item> {
+        match (self.texts.get(index), self.labels.get(index)) {
+            (Some(t), Some(&l)) => Ok((t.clone(), l)),
+            _ => Err(crate::dataset::index_out_of_range(
+                "LabelledDataset",
+                index,
+                self.texts.len(),
+            )),
+        }
+    }
+}
 
 /// Label vocabulary in sorted order with the count of each class.
 pub fn class_counts<S: AsRef<str>>(labels: &[S]) -> BTreeMap<String, usize> {
@@ -72,5 +250,55 @@ mod tests {
         assert_ne!(stratified_split(&labels, 0.25, 8).unwrap().1, te);
         assert!(stratified_split(&labels, 1.5, 7).is_err());
         assert_eq!(class_counts(&labels)["a"], 10);
+    }
+
+    fn doc(text: &str, label: Option<&str>, line: usize) -> Document {
+        let path: std::sync::Arc<std::path::Path> =
+            std::sync::Arc::from(std::path::Path::new("data.csv"));
+        Document::new(text.to_string(), path, line, 0).with_label(label.map(str::to_string))
+    }
+
+    #[test]
+    fn labelled_dataset_ids_counts_splits_and_errors() {
+        let docs: Vec<Document> = (0..20)
+            .map(|i| {
+                doc(
+                    &format!("text {i}"),
+                    Some(["spam", "ham", "eggs"][i % 3]),
+                    i + 2,
+                )
+            })
+            .collect();
+        let data = LabelledDataset::from_documents(docs.clone()).unwrap();
+        assert_eq!(data.vocab().labels(), ["eggs", "ham", "spam"]);
+        assert_eq!(data.vocab().id("spam"), Some(2));
+        assert_eq!(data.vocab().label(1), Some("ham"));
+        assert_eq!(
+            (data.vocab().id("bacon"), data.vocab().label(3)),
+            (None, None)
+        );
+        assert_eq!(data.get(4).unwrap(), ("text 4".to_string(), 1));
+        assert!(data.get(20).is_err());
+        assert_eq!(data.class_counts(), [6, 7, 7]);
+        let (train, test) = data.stratified_split(0.5, 3).unwrap();
+        assert_eq!((train.len(), test.len()), (9, 11)); // round(3) + round(3.5) + round(3.5)
+        assert_eq!(data.stratified_split(0.5, 3).unwrap().1, test);
+        // A vocabulary serialises and reads another set with the same ids.
+        let json = serde_json::to_string(data.vocab()).unwrap();
+        let vocab: LabelVocab = serde_json::from_str(&json).unwrap();
+        let other = LabelledDataset::with_vocab(docs[..3].to_vec(), vocab.clone()).unwrap();
+        assert_eq!(other.labels(), [2, 1, 0]);
+        // Unknown and missing labels name the file and line.
+        let err = LabelledDataset::with_vocab(vec![doc("x", Some("bacon"), 9)], vocab)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "data.csv:9: label \"bacon\" is not in the vocabulary of 3 labels"
+        );
+        let err = LabelledDataset::from_documents(vec![doc("x", None, 4)])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "data.csv:4: document has no label");
     }
 }

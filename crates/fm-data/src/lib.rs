@@ -44,8 +44,10 @@
 //!    GPT-2 regex) and the byte ↔ character map.
 //! 3. [`tokenizer::hf_json`]: what of Hugging Face's `tokenizer.json` is read and written.
 //! 4. [`collect`]: streaming line readers with provenance and a skip-or-stop policy for bad input;
-//!    [`clean`]: whitespace and control characters, PII masking, quality filters; [`dedup`]: exact
-//!    and paragraph-level deduplication; [`labels`]: class counts and stratified splits.
+//!    [`clean`]: HTML to text, whitespace and control characters (code blocks keep their lines
+//!    and indentation: [`clean::blocks`]), PII masking, quality filters; [`dedup`]: exact,
+//!    boilerplate-line ([`dedup::lines`]) and paragraph-level deduplication; [`labels`]: a label
+//!    vocabulary, (text, label) datasets, class counts and stratified splits.
 //!    [`pipeline`]: a directory to cleaned, deduplicated documents with a serde report
 //!    ([`pipeline::run_directory`]); [`dedup::near`]: MinHash + LSH near-duplicate clusters.
 //! 5. [`token_shard`]: a tokenized corpus on disk (u16/u32 ids behind a small JSON header), written

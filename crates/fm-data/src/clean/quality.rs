@@ -149,8 +149,14 @@ pub enum QualityFail {
 }
 
 /// Checks `text` against `cfg`.
+///
+/// Code-fence markers (```` ``` ````, ```` ```rust ````, `~~~`) are not words: a fenced block adds
+/// its code's words, not two more.
 pub fn check(text: &str, cfg: &QualityConfig) -> Result<(), QualityFail> {
-    let words: Vec<&str> = text.split_whitespace().collect();
+    let words: Vec<&str> = text
+        .split_whitespace()
+        .filter(|w| !(w.starts_with("```") || w.starts_with("~~~")))
+        .collect();
     if words.len() < cfg.min_words || words.is_empty() {
         return Err(QualityFail::TooShort);
     }
@@ -295,5 +301,11 @@ mod tests {
             check("1234 5678 9012 word", &cfg),
             Err(QualityFail::Alphabetic)
         );
+        // Fence markers are not words.
+        assert_eq!(
+            check("```rust\nfn f()\n```", &cfg),
+            Err(QualityFail::TooShort)
+        );
+        assert_eq!(check("```text\nthe quick brown fox\n```", &cfg), Ok(()));
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! Jaccard similarity misses these: a whole book and one of its chapters share few shingles
 //! relative to the book's size. Containment looks at paragraphs instead. Each document is cut
-//! into paragraphs (blank-line separated, whitespace-normalised, hashed with 64-bit FNV-1a;
+//! into paragraphs (blank-line separated, a code block whole as in
+//! [`blocks`](crate::clean::blocks::blocks); whitespace-normalised, hashed with 64-bit FNV-1a;
 //! paragraphs shorter than `min_paragraph_bytes` and boilerplate paragraphs found in more than
 //! `max_paragraph_docs` documents are ignored). Document A is *contained* in a larger document B
 //! when at least `min_coverage` of A's paragraph bytes also appear in B. B is a *container* when
@@ -63,7 +64,8 @@ pub struct ContainmentReport {
 fn paragraphs(text: &str, min_bytes: usize) -> Vec<(u64, u64)> {
     let mut out: Vec<(u64, u64)> = Vec::new();
     let mut norm = String::new();
-    for p in text.split("\n\n") {
+    for block in crate::clean::blocks::blocks(text) {
+        let p = block.text;
         norm.clear();
         for (i, w) in p.split_whitespace().enumerate() {
             if i > 0 {

@@ -1,13 +1,20 @@
 //! Deduplication at three grains: exact documents (a stable hash of the whitespace-normalised
 //! text, [`exact_dedup`]), near-duplicate documents (MinHash and LSH, [`near`]), and repeated
-//! paragraphs across the corpus with the containment that catches whole-book pages
-//! ([`dedup_paragraphs`], [`containment`]).
+//! parts across the corpus: paragraphs ([`dedup_paragraphs`], first occurrence kept), the
+//! containment that catches whole-book pages ([`containment`]), and boilerplate lines that
+//! recur in many documents ([`lines`], every occurrence dropped).
+//!
+//! Paragraphs are the blocks of [`clean::blocks`](crate::clean::blocks): a code block is one
+//! paragraph whatever blank lines it holds, and keeps its indentation.
 
 pub mod containment;
+pub mod lines;
 pub mod minhash;
 pub mod near;
 
 use std::collections::HashMap;
+
+use rayon::prelude::*;
 
 /// 64-bit FNV-1a: stable across runs, platforms and Rust versions (unlike `DefaultHasher`).
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
@@ -30,19 +37,24 @@ pub struct ExactDedupReport {
 
 /// Groups documents whose text is identical after collapsing whitespace; keeps the first of each.
 /// Texts with equal hashes are compared byte for byte, so hash collisions never merge documents.
-pub fn exact_dedup<S: AsRef<str>>(docs: &[S]) -> ExactDedupReport {
-    let norm: Vec<String> = docs
-        .iter()
-        .map(|d| d.as_ref().split_whitespace().collect::<Vec<_>>().join(" "))
+/// Normalising and hashing run in parallel (rayon); grouping is in input order, so the result is
+/// the same for any thread count.
+pub fn exact_dedup<S: AsRef<str> + Sync>(docs: &[S]) -> ExactDedupReport {
+    let norm: Vec<(u64, String)> = docs
+        .par_iter()
+        .map(|d| {
+            let n = d.as_ref().split_whitespace().collect::<Vec<_>>().join(" ");
+            (fnv1a64(n.as_bytes()), n)
+        })
         .collect();
     let mut by_hash: HashMap<u64, Vec<Vec<usize>>> = HashMap::new();
     let mut order: Vec<(u64, usize)> = Vec::new();
-    for (i, t) in norm.iter().enumerate() {
-        let groups = by_hash.entry(fnv1a64(t.as_bytes())).or_default();
-        match groups.iter_mut().position(|g| norm[g[0]] == *t) {
+    for (i, (h, t)) in norm.iter().enumerate() {
+        let groups = by_hash.entry(*h).or_default();
+        match groups.iter_mut().position(|g| norm[g[0]].1 == *t) {
             Some(k) => groups[k].push(i),
             None => {
-                order.push((fnv1a64(t.as_bytes()), groups.len()));
+                order.push((*h, groups.len()));
                 groups.push(vec![i]);
             }
         }
@@ -90,44 +102,74 @@ pub struct ParagraphDedupCounts {
     pub bytes_dropped: u64,
 }
 
-/// Drops every paragraph (blank-line separated block) already seen earlier in the corpus, in input
-/// order; a document that was wholly made of earlier paragraphs (e.g. a book's print page) comes
-/// back empty. Deterministic: the first occurrence always wins. Paragraphs are compared by the
+/// Drops every paragraph (blank-line separated block, or a whole code block: see
+/// [`blocks`](crate::clean::blocks::blocks)) already seen earlier in the corpus, in input order;
+/// kept paragraphs come back as written (code indentation included), joined by blank lines. A
+/// document that was wholly made of earlier paragraphs (e.g. a book's print page) comes back
+/// empty. Deterministic: the first occurrence always wins. Paragraphs are compared by the
 /// 64-bit FNV-1a hash of their whitespace-normalised text, so memory is 8 bytes per distinct
-/// paragraph (two distinct paragraphs colliding is a 2^-64 event per pair).
-pub fn dedup_paragraphs<S: AsRef<str>>(docs: &[S]) -> (Vec<String>, ParagraphDedupCounts) {
+/// paragraph (two distinct paragraphs colliding is a 2^-64 event per pair). Cutting and hashing,
+/// and joining what is kept, run in parallel (rayon); only the first-seen decision is a
+/// sequential pass over hashes, so the output is the same for any thread count.
+pub fn dedup_paragraphs<S: AsRef<str> + Sync>(docs: &[S]) -> (Vec<String>, ParagraphDedupCounts) {
+    let hashed: Vec<Vec<(u64, &str)>> = docs
+        .par_iter()
+        .map(|d| {
+            let mut norm = String::new();
+            crate::clean::blocks::blocks(d.as_ref())
+                .into_iter()
+                .map(|block| {
+                    norm.clear();
+                    for (i, w) in block.text.split_whitespace().enumerate() {
+                        if i > 0 {
+                            norm.push(' ');
+                        }
+                        norm.push_str(w);
+                    }
+                    (fnv1a64(norm.as_bytes()), block.text)
+                })
+                .collect()
+        })
+        .collect();
     // Hash -> seen more than once.
     let mut seen: HashMap<u64, bool> = HashMap::new();
     let mut counts = ParagraphDedupCounts::default();
-    let mut norm = String::new();
-    let out = docs
+    let keep: Vec<Vec<bool>> = hashed
         .iter()
-        .map(|d| {
-            let mut kept: Vec<&str> = Vec::new();
-            for p in d.as_ref().split("\n\n").filter(|p| !p.trim().is_empty()) {
-                counts.paragraphs += 1;
-                norm.clear();
-                for (i, w) in p.split_whitespace().enumerate() {
-                    if i > 0 {
-                        norm.push(' ');
-                    }
-                    norm.push_str(w);
-                }
-                match seen.entry(fnv1a64(norm.as_bytes())) {
-                    std::collections::hash_map::Entry::Vacant(v) => {
-                        v.insert(false);
-                        kept.push(p.trim());
-                    }
-                    std::collections::hash_map::Entry::Occupied(mut o) => {
-                        if !*o.get() {
-                            counts.repeated_distinct += 1;
-                            o.insert(true);
+        .map(|paragraphs| {
+            paragraphs
+                .iter()
+                .map(|&(h, p)| {
+                    counts.paragraphs += 1;
+                    match seen.entry(h) {
+                        std::collections::hash_map::Entry::Vacant(v) => {
+                            v.insert(false);
+                            true
                         }
-                        counts.dropped += 1;
-                        counts.bytes_dropped += p.len() as u64;
+                        std::collections::hash_map::Entry::Occupied(mut o) => {
+                            if !*o.get() {
+                                counts.repeated_distinct += 1;
+                                o.insert(true);
+                            }
+                            counts.dropped += 1;
+                            counts.bytes_dropped += p.len() as u64;
+                            false
+                        }
                     }
-                }
-            }
+                })
+                .collect()
+        })
+        .collect();
+    let out = hashed
+        .par_iter()
+        .zip(keep)
+        .map(|(paragraphs, keep)| {
+            let kept: Vec<&str> = paragraphs
+                .iter()
+                .zip(keep)
+                .filter(|(_, k)| *k)
+                .map(|(&(_, p), _)| p.trim_end())
+                .collect();
             kept.join("\n\n")
         })
         .collect();
@@ -156,5 +198,50 @@ mod paragraph_tests {
                 bytes_dropped: 23,
             }
         );
+    }
+
+    #[test]
+    fn code_blocks_are_one_paragraph_and_keep_their_indentation() {
+        let listing = "```\nfn a() {\n\tx();\n\n\ty();\n}\n```";
+        let docs = [
+            format!("Intro.\n\n{listing}"),
+            // The same listing elsewhere goes as a whole; a listing sharing only its second
+            // half stays whole (no orphan fence), and indented code keeps its indentation.
+            format!("Other.\n\n{listing}\n\n```\nfn b() {{\n\n\ty();\n}}\n```\n\n    indented\n\n      more"),
+        ];
+        let (out, c) = dedup_paragraphs(&docs);
+        assert_eq!(out[0], format!("Intro.\n\n{listing}"));
+        assert_eq!(
+            out[1],
+            "Other.\n\n```\nfn b() {\n\n\ty();\n}\n```\n\n    indented\n\n      more"
+        );
+        assert_eq!((c.paragraphs, c.dropped), (6, 1));
+    }
+
+    #[test]
+    fn exact_and_paragraph_dedup_do_not_depend_on_the_thread_count() {
+        let docs: Vec<String> = (0..300)
+            .map(|i| {
+                format!(
+                    "para {}\n\nshared {}\n\n```\ncode {}\n```",
+                    i % 17,
+                    i % 5,
+                    i % 11
+                )
+            })
+            .collect();
+        let run = |threads| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| (exact_dedup(&docs), dedup_paragraphs(&docs)))
+        };
+        let one = run(1);
+        assert_eq!(one, run(3));
+        // 17 * 5 * 11 > 300: documents repeat only through i % 935, so none is an exact copy
+        // of another; paragraphs repeat a lot.
+        assert_eq!(one.0.kept.len(), 300);
+        assert_eq!(one.1 .1.paragraphs - one.1 .1.dropped, 17 + 5 + 11);
     }
 }

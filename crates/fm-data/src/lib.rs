@@ -45,7 +45,8 @@
 //! 3. [`tokenizer::hf_json`]: what of Hugging Face's `tokenizer.json` is read and written.
 //! 4. [`collect`]: streaming line readers with provenance and a skip-or-stop policy for bad input;
 //!    [`clean`]: whitespace and control characters, PII masking, quality filters; [`dedup`]: exact
-//!    and paragraph-level deduplication; [`labels`]: class counts and stratified splits.
+//!    and paragraph-level deduplication; [`labels`]: labelled JSON Lines, class
+//!    names, class counts and stratified splits.
 //!    [`pipeline`]: a directory to cleaned, deduplicated documents with a serde report
 //!    ([`pipeline::run_directory`]); [`dedup::near`]: MinHash + LSH near-duplicate clusters.
 //! 5. [`token_shard`]: a tokenized corpus on disk (u16/u32 ids behind a small JSON header), written

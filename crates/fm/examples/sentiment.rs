@@ -40,6 +40,7 @@ use std::time::Duration;
 
 use fm::data::collect::JsonlFields;
 use fm::data::dataset::collate::{Collate, PadCollate};
+use fm::data::dataset::split::Splits;
 use fm::data::labels::{read_labelled_jsonl, stratified_split, LabelSet, LabelledText};
 use fm::data::tokenizer::{BpeTokenizer, BpeTrainer, Tokenizer};
 use fm::eval::{Accuracy, Average, ConfusionMatrix, Direction, Metric, MetricValues, ZeroDivision};
@@ -129,16 +130,17 @@ fn make_batches(
 }
 
 /// Train / validation / test indices, each stratified by label and sorted.
-fn three_way_split(
-    labels: &[&str],
-    seed: u64,
-) -> Result<(Vec<usize>, Vec<usize>, Vec<usize>), BoxError> {
+fn three_way_split(labels: &[&str], seed: u64) -> Result<Splits, BoxError> {
     let (rest, test) = stratified_split(labels, 0.15, seed)?;
     let rest_labels: Vec<&str> = rest.iter().map(|&i| labels[i]).collect();
     // 15% of the whole is 0.15 / 0.85 of what is left.
     let (train, validation) = stratified_split(&rest_labels, 0.15 / 0.85, seed ^ 0x5eed)?;
     let back = |local: Vec<usize>| local.into_iter().map(|j| rest[j]).collect::<Vec<_>>();
-    Ok((back(train), back(validation), test))
+    Ok(Splits {
+        train: back(train),
+        validation: back(validation),
+        test,
+    })
 }
 
 /// Class logits `[rows, classes]` of every batch, stacked (no gradients).
@@ -258,7 +260,11 @@ fn main() -> Result<(), BoxError> {
     );
 
     // 2. Stratified, seeded split.
-    let (train, validation, test) = three_way_split(&label_names, options.seed)?;
+    let Splits {
+        train,
+        validation,
+        test,
+    } = three_way_split(&label_names, options.seed)?;
     if train.is_empty() || validation.is_empty() || test.is_empty() {
         return Err(format!(
             "{}: too few texts for a train / validation / test split ({} train, {} validation, {} test)",

@@ -503,7 +503,7 @@ fn run() -> Result<(), BoxError> {
         .collect();
     for k in shown {
         let mark = if predicted[k] == truth[k] {
-            "ok "
+            "ok  "
         } else {
             "MISS"
         };

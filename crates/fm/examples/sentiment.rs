@@ -161,11 +161,13 @@ fn logits(
     Ok(out)
 }
 
+/// The class with the highest logit (the first on a tie).
 fn argmax(row: &[f32]) -> u32 {
     (0..row.len()).fold(0, |best, c| if row[c] > row[best] { c } else { best }) as u32
 }
 
-fn softmax_max(row: &[f32]) -> f32 {
+/// The softmax probability of the highest logit: 1 / Σ exp(logit − max).
+fn top_probability(row: &[f32]) -> f32 {
     let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
     let sum: f32 = row.iter().map(|v| (v - max).exp()).sum();
     1.0 / sum
@@ -510,7 +512,7 @@ fn run() -> Result<(), BoxError> {
         println!(
             "     [{mark}] {:>9} ({:.2}) true {:>9}: {}",
             classes.name(predicted[k] as usize).unwrap_or_default(),
-            softmax_max(&scores[k]),
+            top_probability(&scores[k]),
             classes.name(truth[k] as usize).unwrap_or_default(),
             examples[test[k]].text
         );
@@ -541,7 +543,7 @@ fn run() -> Result<(), BoxError> {
             println!(
                 "     {:>9} ({:.2}): {text}",
                 classes.name(argmax(row) as usize).unwrap_or_default(),
-                softmax_max(row)
+                top_probability(row)
             );
         }
     }

@@ -47,7 +47,7 @@
 //!    [`clean`]: HTML to text, whitespace and control characters (code blocks keep their lines
 //!    and indentation: [`clean::blocks`]), PII masking, quality filters; [`dedup`]: exact,
 //!    boilerplate-line ([`dedup::lines`]) and paragraph-level deduplication; [`labels`]: a label
-//!    vocabulary, (text, label) datasets, class counts and stratified splits.
+//!    vocabulary, labelled JSON Lines, (text, label) datasets, class counts and stratified splits.
 //!    [`pipeline`]: a directory to cleaned, deduplicated documents with a serde report
 //!    ([`pipeline::run_directory`]); [`dedup::near`]: MinHash + LSH near-duplicate clusters.
 //! 5. [`token_shard`]: a tokenized corpus on disk (u16/u32 ids behind a small JSON header), written

@@ -6,7 +6,7 @@
 //! the triad. `--out PATH` also writes the tables as markdown; `--quick` takes fewer runs.
 //!
 //! ```text
-//! cargo run --release -p fm-benches --bin gemm_report -- --out target/gemm_report.md
+//! cargo run --release -p fm-benches --features gemm-peer --bin gemm_report -- --out target/gemm_report.md
 //! ```
 
 use std::fmt::Write as _;

@@ -1,6 +1,8 @@
 //! Labelled data: labelled JSON Lines, (text, label) datasets, a label vocabulary, class counts and seeded
 //! stratified splits.
 //!
+//! Labelled documents from any source (JSONL label field, CSV label column) as a dataset:
+//!
 //! ```
 //! use std::{path::Path, sync::Arc};
 //! use fm_data::collect::Document;
@@ -19,16 +21,22 @@
 //! assert_eq!(data.class_counts(), [1, 2]);
 //! let (train, test) = data.stratified_split(0.5, 7)?;
 //! assert_eq!(train.len() + test.len(), 3);
+//! # Ok::<(), fm_data::DataError>(())
+//! ```
 //!
+//! A labelled JSON Lines file read strictly (empty texts and labels are errors), with class ids
+//! from its labels:
+//!
+//! ```
 //! use fm_data::collect::JsonlFields;
-//! use fm_data::labels::{read_labelled_jsonl_from, LabelSet};
+//! use fm_data::labels::{read_labelled_jsonl_from, LabelVocab};
 //!
 //! let file = "{\"text\": \"not bad\", \"label\": \"positive\"}\n\
 //!             {\"text\": \"not good\", \"label\": \"negative\"}\n";
 //! let fields = JsonlFields::new("text").with_label("label");
 //! let examples = read_labelled_jsonl_from(file.as_bytes(), "reviews.jsonl", &fields)?;
-//! let classes = LabelSet::from_labels(examples.iter().map(|e| e.label.as_str()));
-//! assert_eq!(classes.names(), ["negative", "positive"]);
+//! let classes = LabelVocab::from_labels(examples.iter().map(|e| e.label.as_str()));
+//! assert_eq!(classes.labels(), ["negative", "positive"]);
 //! assert_eq!(classes.id(&examples[0].label), Some(1));
 //! # Ok::<(), fm_data::DataError>(())
 //! ```
@@ -50,10 +58,11 @@ pub struct LabelVocab {
 
 impl LabelVocab {
     /// The vocabulary of `labels` (duplicates and order do not matter).
-    pub fn from_labels<S: AsRef<str>>(labels: &[S]) -> Self {
-        Self {
-            labels: class_counts(labels).into_keys().collect(),
-        }
+    pub fn from_labels<S: AsRef<str>>(labels: impl IntoIterator<Item = S>) -> Self {
+        let mut labels: Vec<String> = labels.into_iter().map(|l| l.as_ref().to_string()).collect();
+        labels.sort_unstable();
+        labels.dedup();
+        Self { labels }
     }
 
     /// Labels, in id order.
@@ -275,51 +284,6 @@ pub fn read_labelled_jsonl_from<R: BufRead>(
     Ok(examples)
 }
 
-/// The classes of a labelled set: the distinct labels in sorted order, so class ids do not depend
-/// on the order of the file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LabelSet {
-    names: Vec<String>,
-}
-
-impl LabelSet {
-    /// The distinct labels of `labels`, sorted.
-    pub fn from_labels<S: AsRef<str>>(labels: impl IntoIterator<Item = S>) -> Self {
-        let mut names: Vec<String> = labels.into_iter().map(|l| l.as_ref().to_string()).collect();
-        names.sort_unstable();
-        names.dedup();
-        LabelSet { names }
-    }
-
-    /// The class names; the index of a name is its class id.
-    pub fn names(&self) -> &[String] {
-        &self.names
-    }
-
-    /// Number of classes.
-    pub fn len(&self) -> usize {
-        self.names.len()
-    }
-
-    /// True when there are no classes.
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
-    }
-
-    /// The class id of `label`, if it is one of the classes.
-    pub fn id(&self, label: &str) -> Option<u32> {
-        self.names
-            .binary_search_by(|n| n.as_str().cmp(label))
-            .ok()
-            .map(|i| i as u32)
-    }
-
-    /// The class name of `id`.
-    pub fn name(&self, id: usize) -> Option<&str> {
-        self.names.get(id).map(String::as_str)
-    }
-}
-
 /// Label vocabulary in sorted order with the count of each class.
 pub fn class_counts<S: AsRef<str>>(labels: &[S]) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
@@ -510,14 +474,14 @@ mod tests {
     }
 
     #[test]
-    fn label_set_is_sorted_and_maps_both_ways() {
-        let set = LabelSet::from_labels(["pos", "neg", "pos", "neutral"]);
-        assert_eq!(set.names(), ["neg", "neutral", "pos"]);
-        assert_eq!(set.len(), 3);
-        assert_eq!(set.id("pos"), Some(2));
-        assert_eq!(set.id("other"), None);
-        assert_eq!(set.name(0), Some("neg"));
-        assert_eq!(set.name(3), None);
-        assert!(LabelSet::from_labels(Vec::<String>::new()).is_empty());
+    fn label_vocab_is_sorted_and_maps_both_ways() {
+        let vocab = LabelVocab::from_labels(["pos", "neg", "pos", "neutral"]);
+        assert_eq!(vocab.labels(), ["neg", "neutral", "pos"]);
+        assert_eq!(vocab.len(), 3);
+        assert_eq!(vocab.id("pos"), Some(2));
+        assert_eq!(vocab.id("other"), None);
+        assert_eq!(vocab.label(0), Some("neg"));
+        assert_eq!(vocab.label(3), None);
+        assert!(LabelVocab::from_labels(Vec::<String>::new()).is_empty());
     }
 }

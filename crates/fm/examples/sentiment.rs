@@ -42,7 +42,7 @@ use std::time::Duration;
 use fm::data::collect::JsonlFields;
 use fm::data::dataset::collate::{Collate, PadCollate};
 use fm::data::dataset::split::Splits;
-use fm::data::labels::{read_labelled_jsonl, stratified_split, LabelSet, LabelledText};
+use fm::data::labels::{read_labelled_jsonl, stratified_split, LabelVocab, LabelledText};
 use fm::data::tokenizer::{BpeTokenizer, BpeTrainer, Tokenizer};
 use fm::eval::{Accuracy, Average, ConfusionMatrix, Direction, Metric, MetricValues, ZeroDivision};
 use fm::nn::{EncoderClassifier, EncoderConfig, ForwardContext, Module};
@@ -195,14 +195,14 @@ fn fingerprint(params: &ParamStore<f32>) -> u64 {
     hash
 }
 
-fn print_report(title: &str, cm: &ConfusionMatrix, classes: &LabelSet) -> Result<(), BoxError> {
+fn print_report(title: &str, cm: &ConfusionMatrix, classes: &LabelVocab) -> Result<(), BoxError> {
     let per_class = cm.per_class(1.0, ZeroDivision::Zero)?;
     println!(
         "   {title}: accuracy {:.4}, macro F1 {:.4}",
         cm.accuracy()?,
         cm.fbeta(1.0, Average::Macro, ZeroDivision::Zero)?
     );
-    for (c, name) in classes.names().iter().enumerate() {
+    for (c, name) in classes.labels().iter().enumerate() {
         println!(
             "     {name:>12}: precision {:.4}  recall {:.4}  F1 {:.4}  support {}",
             per_class.precision[c], per_class.recall[c], per_class.fbeta[c], per_class.support[c]
@@ -211,20 +211,20 @@ fn print_report(title: &str, cm: &ConfusionMatrix, classes: &LabelSet) -> Result
     Ok(())
 }
 
-fn print_confusion(cm: &ConfusionMatrix, classes: &LabelSet) {
+fn print_confusion(cm: &ConfusionMatrix, classes: &LabelVocab) {
     let width = classes
-        .names()
+        .labels()
         .iter()
         .map(String::len)
         .max()
         .unwrap_or(4)
         .max(6);
     print!("     {:>width$}", "true \\ predicted");
-    for name in classes.names() {
+    for name in classes.labels() {
         print!("  {name:>width$}");
     }
     println!();
-    for (t, name) in classes.names().iter().enumerate() {
+    for (t, name) in classes.labels().iter().enumerate() {
         print!("     {name:>w$}", w = width.max(16));
         for p in 0..classes.len() {
             print!("  {:>width$}", cm.get(t, p));
@@ -248,12 +248,12 @@ fn run() -> Result<(), BoxError> {
     // 1. Read the labelled set.
     let fields = JsonlFields::new("text").with_label("label");
     let examples: Vec<LabelledText> = read_labelled_jsonl(&options.data, &fields)?;
-    let classes = LabelSet::from_labels(examples.iter().map(|e| e.label.as_str()));
+    let classes = LabelVocab::from_labels(examples.iter().map(|e| e.label.as_str()));
     if classes.len() < 2 {
         return Err(format!(
             "{}: only one label ({:?}); a classifier needs at least two",
             options.data.display(),
-            classes.names()
+            classes.labels()
         )
         .into());
     }
@@ -475,7 +475,7 @@ fn run() -> Result<(), BoxError> {
     print_report(
         &format!(
             "majority-class baseline (always {:?})",
-            classes.name(majority as usize).unwrap_or_default()
+            classes.label(majority).unwrap_or_default()
         ),
         &baseline_cm,
         &classes,
@@ -511,14 +511,14 @@ fn run() -> Result<(), BoxError> {
         };
         println!(
             "     [{mark}] {:>9} ({:.2}) true {:>9}: {}",
-            classes.name(predicted[k] as usize).unwrap_or_default(),
+            classes.label(predicted[k]).unwrap_or_default(),
             top_probability(&scores[k]),
-            classes.name(truth[k] as usize).unwrap_or_default(),
+            classes.label(truth[k]).unwrap_or_default(),
             examples[test[k]].text
         );
     }
     // Sentences the model has never seen, for the default positive / negative labels.
-    if classes.names() == ["negative", "positive"] {
+    if classes.labels() == ["negative", "positive"] {
         let probes = [
             "the food was not bad.",
             "the food was not good.",
@@ -542,7 +542,7 @@ fn run() -> Result<(), BoxError> {
         for (text, row) in probes.iter().zip(&probe_scores) {
             println!(
                 "     {:>9} ({:.2}): {text}",
-                classes.name(argmax(row) as usize).unwrap_or_default(),
+                classes.label(argmax(row)).unwrap_or_default(),
                 top_probability(row)
             );
         }
@@ -566,7 +566,7 @@ fn run() -> Result<(), BoxError> {
     ]);
     std::fs::write(
         model_dir.join("labels.json"),
-        serde_json::to_string_pretty(classes.names())?,
+        serde_json::to_string_pretty(classes.labels())?,
     )?;
     std::fs::write(
         model_dir.join("metrics.json"),

@@ -363,31 +363,34 @@ fn dedup_all(
         let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
         let (new_texts, counts) = dedup_lines(&texts, lc)?;
         report.lines = counts;
-        let before = docs.len();
-        docs = docs
-            .into_iter()
-            .zip(new_texts)
-            .filter(|(_, t)| !t.is_empty())
-            .map(|(d, text)| Document { text, ..d })
-            .collect();
-        report.line_emptied = before - docs.len();
+        (docs, report.line_emptied) = replace_texts_dropping_empty(docs, new_texts);
     }
     if config.paragraphs {
         let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
         let (new_texts, counts) = dedup_paragraphs(&texts);
         report.paragraphs = counts;
-        let before = docs.len();
-        docs = docs
-            .into_iter()
-            .zip(new_texts)
-            .filter(|(_, t)| !t.is_empty())
-            .map(|(d, text)| Document { text, ..d })
-            .collect();
-        report.paragraph_emptied = before - docs.len();
+        (docs, report.paragraph_emptied) = replace_texts_dropping_empty(docs, new_texts);
     }
     report.documents_out = docs.len();
     report.bytes_out = docs.iter().map(|d| d.text.len() as u64).sum();
     Ok((docs, report))
+}
+
+/// The documents with their texts replaced by `new_texts` (same order), those left empty dropped,
+/// and how many were dropped.
+fn replace_texts_dropping_empty(
+    docs: Vec<Document>,
+    new_texts: Vec<String>,
+) -> (Vec<Document>, usize) {
+    let before = docs.len();
+    let kept: Vec<Document> = docs
+        .into_iter()
+        .zip(new_texts)
+        .filter(|(_, t)| !t.is_empty())
+        .map(|(d, text)| Document { text, ..d })
+        .collect();
+    let dropped = before - kept.len();
+    (kept, dropped)
 }
 
 #[cfg(test)]

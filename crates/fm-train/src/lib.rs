@@ -90,7 +90,7 @@
 //! kernels and fm-optim's updates give the same bits for any number of threads. A checkpoint holds
 //! the parameters and optimizer state bit for bit plus every counter, so a run stopped at step `k`
 //! and resumed — on any thread count — reaches step `n` with the same parameters as a run that never
-//! stopped (`tests/resume.rs` checks this). The wall-clock budget decides only *where* a run stops,
+//! stopped (`tests/integration/resume.rs` checks this). The wall-clock budget decides only *where* a run stops,
 //! never what a step computes.
 //!
 //! ## Errors

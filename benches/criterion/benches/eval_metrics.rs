@@ -4,7 +4,7 @@
 //! loop over the same label arrays is benched beside them as the floor; `eval_report` prints the
 //! ratios to it measured in one run.
 //!
-//! Run: `cargo bench -p fm-benches --bench eval_metrics`.
+//! Run: `cargo bench -p fm-criterion-benches --bench eval_metrics`.
 
 use std::hint::black_box;
 use std::time::Duration;

@@ -12,7 +12,7 @@ use serde_json::Value;
 const TOLERANCE: f64 = 1e-10;
 
 fn fixture() -> Value {
-    let text = include_str!("fixtures/losses_torch.json");
+    let text = include_str!("../fixtures/losses_torch.json");
     serde_json::from_str(text).expect("valid fixture JSON")
 }
 

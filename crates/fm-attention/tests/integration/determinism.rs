@@ -1,8 +1,6 @@
 //! Results are bitwise identical whatever the number of threads (work is split over outputs only).
 
-mod common;
-
-use common::Case;
+use crate::common::Case;
 use fm_attention::{attention_backward, attention_forward, AttentionOptions};
 
 fn run_in_pool(threads: usize, case: Case, opts: &AttentionOptions) -> Vec<ndarray::Array4<f32>> {

@@ -2,7 +2,7 @@
 //! (the default: one extra read of the gradient) and off. Throughput is set to the bytes a step must
 //! move, 28 per parameter (read θ, g, m, v; write θ, m, v), so criterion reports GB/s.
 //!
-//! `cargo bench -p fm-benches --bench fm_optim_adamw`
+//! `cargo bench -p fm-criterion-benches --bench fm_optim_adamw`
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use fm_optim::{AdamConfig, AdamW, NamedParam, NonFinitePolicy, Optimizer};

@@ -1,7 +1,7 @@
 //! Criterion benchmarks of fm's f32 GEMM at the shapes of BENCHMARKS.md (including the M = 1
 //! matrix-vector shapes), reported as GFLOP/s (`Throughput::Elements(2·m·n·k)`).
 //!
-//! `cargo bench -p fm-benches --bench gemm` runs on rayon's global pool (all cores); set
+//! `cargo bench -p fm-criterion-benches --bench gemm` runs on rayon's global pool (all cores); set
 //! `RAYON_NUM_THREADS=1` for one thread. The side-by-side comparison with the peers is the
 //! `gemm_report` program.
 

@@ -1,8 +1,6 @@
 //! Finite-difference gradient checks (f64) of attention on fm-tensor's tape, for Q, K and V.
 
-mod common;
-
-use common::seeded;
+use crate::common::seeded;
 use fm_attention::{autograd::attention, AttentionOptions};
 use fm_tensor::autograd::{check_gradients, GradCheckConfig};
 use ndarray::{Array2, ArrayD};

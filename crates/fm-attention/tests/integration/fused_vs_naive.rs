@@ -1,9 +1,7 @@
 //! The fused, tiled kernels against the naive reference (materialised scores), in f32, within 1e-5:
 //! every mask, bias and shape family, including sizes that leave partial tiles.
 
-mod common;
-
-use common::{assert_fused_matches_naive, seeded, Case};
+use crate::common::{assert_fused_matches_naive, seeded, Case};
 use fm_attention::{attention_backward, attention_forward, AttentionOptions};
 use ndarray::{Array2, ArrayD, IxDyn};
 

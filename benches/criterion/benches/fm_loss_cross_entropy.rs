@@ -2,7 +2,7 @@
 //! fm-loss's fused kernel (gradient into a buffer, and in place), beside the unfused chain of
 //! separate passes (intermediate buffers allocated once). Throughput: 8 bytes per logit (read the logits, write the gradient).
 //!
-//! `cargo bench -p fm-benches --bench fm_loss_cross_entropy`
+//! `cargo bench -p fm-criterion-benches --bench fm_loss_cross_entropy`
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use fm_benches::loss_optim::{fast_exp_nonpositive, UnfusedCrossEntropy};

@@ -179,7 +179,7 @@ fn check_fm_fixture<T: Element>(file_name: &str) {
     assert!(
         fresh == committed,
         "{file_name} differs from what the writer produces now; if intended, regenerate with \
-         FM_WRITE_FIXTURES=1 cargo test -p fm-tensor --test safetensors_interop, then run \
+         FM_WRITE_FIXTURES=1 cargo test -p fm-tensor --test integration safetensors_interop, then run \
          make_safetensors_fixture.py --verify"
     );
 

@@ -1,0 +1,8 @@
+//! fm-nn's integration tests, one module per topic, built as a single test binary: the
+//! modules share one compile of the library's generic code instead of one per file.
+
+mod checkpoint;
+mod generation;
+mod gradients;
+mod modules;
+mod torch_reference;

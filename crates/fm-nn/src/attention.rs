@@ -145,16 +145,7 @@ impl<T: Element> LayerKv<'_, T> {
     /// new ones appended to the cache. The prefix enters the tape as a constant; gradients still
     /// reach the new positions.
     fn extend<'t>(&mut self, k: Var<'t, T>, v: Var<'t, T>) -> Result<(Var<'t, T>, Var<'t, T>)> {
-        let shape = k.shape();
-        if self.slot.is_none() {
-            *self.slot = Some(fm_attention::KvCache::new(
-                shape[0],
-                shape[1],
-                shape[3],
-                self.capacity,
-            )?);
-        }
-        let cache = self.slot.as_mut().expect("just created");
+        let cache = self.cache_for(&k.shape())?;
         let tape = k.tape();
         let (k_all, v_all) = if cache.is_empty() {
             (k, v)
@@ -167,6 +158,30 @@ impl<T: Element> LayerKv<'_, T> {
         let (k_new, v_new) = (k.value(), v.value());
         cache.append(as_rank4(&k_new)?, as_rank4(&v_new)?)?;
         Ok((k_all, v_all))
+    }
+
+    /// Appends the new positions' keys and values (`[B, Hkv, new, D]`) and returns the cache, whose
+    /// views then hold the prefix and the new positions: the no-grad decode path, which reads the
+    /// cache in place instead of copying it onto the tape every step.
+    fn append(
+        &mut self,
+        k: &fm_tensor::Tensor<T>,
+        v: &fm_tensor::Tensor<T>,
+    ) -> Result<&fm_attention::KvCache<T>> {
+        let cache = self.cache_for(k.shape())?;
+        cache.append(as_rank4(k)?, as_rank4(v)?)?;
+        Ok(cache)
+    }
+
+    /// The layer's cache, allocated on first use for keys shaped `[B, Hkv, new, D]`.
+    fn cache_for(&mut self, key_shape: &[usize]) -> Result<&mut fm_attention::KvCache<T>> {
+        let cache = match self.slot.take() {
+            Some(cache) => cache,
+            None => {
+                fm_attention::KvCache::new(key_shape[0], key_shape[1], key_shape[3], self.capacity)?
+            }
+        };
+        Ok(self.slot.insert(cache))
     }
 }
 
@@ -261,10 +276,6 @@ impl SelfAttention {
             q = rope.apply(q, start)?;
             k = rope.apply(k, start)?;
         }
-        let (k, v) = match cache.as_mut() {
-            Some(layer) => layer.extend(k, v)?,
-            None => (k, v),
-        };
         let keys = start + seq;
         if let Some(mask) = key_padding {
             if mask.dim() != (batch, keys) {
@@ -279,7 +290,26 @@ impl SelfAttention {
         if let Some(mask) = key_padding {
             options = options.key_padding(mask.to_owned());
         }
-        let out = fm_attention::autograd::attention(q, k, v, &options)?;
+        let tape = x.tape();
+        let out = match cache.as_mut() {
+            // Decoding without gradients: attend to the cache in place.
+            Some(layer) if !tape.is_grad_enabled() => {
+                let cache = layer.append(&k.value(), &v.value())?;
+                let q = q.value();
+                let out = fm_attention::attention_forward(
+                    as_rank4(&q)?,
+                    cache.keys(),
+                    cache.values(),
+                    &options,
+                )?;
+                tape.constant(out.output.into_dyn())
+            }
+            Some(layer) => {
+                let (k, v) = layer.extend(k, v)?;
+                fm_attention::autograd::attention(q, k, v, &options)?
+            }
+            None => fm_attention::autograd::attention(q, k, v, &options)?,
+        };
         let out = out.permute(&[0, 2, 1, 3])?.reshape(&[
             batch as isize,
             seq as isize,

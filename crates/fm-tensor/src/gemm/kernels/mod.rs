@@ -471,6 +471,9 @@ pub(crate) unsafe fn gemv_rows_body<T: Element, V: SimdVec<T>>(call: &GemvCall<T
     }
 }
 
+/// How far ahead [`gemv_cols_body`] prefetches the columns of B, in bytes.
+const GEMV_COLS_PREFETCH_BYTES: usize = 4096;
+
 /// `y = α·xᵀB + β·y` where B's columns are contiguous: one dot product per column, column after
 /// column, so B is read as a single forward stream when its columns are adjacent (`x·Wᵀ` for a
 /// row-major W), which the hardware prefetchers follow best. Each dot product uses four vector
@@ -483,15 +486,21 @@ pub(crate) unsafe fn gemv_rows_body<T: Element, V: SimdVec<T>>(call: &GemvCall<T
 pub(crate) unsafe fn gemv_cols_body<T: Element, V: SimdVec<T>>(call: &GemvCall<T>) {
     let lanes = V::LANES;
     let (k, x) = (call.k, call.x);
-    // SAFETY: column j holds k contiguous elements at b + j·ldb; x has k elements.
+    // Columns about 4 KiB ahead in the stream are prefetched while this one is summed: on one core
+    // of the Xeon we measure on, decoding (gemv-bound) ran 1.03-1.36x faster with it, paired runs.
+    let ahead = (GEMV_COLS_PREFETCH_BYTES / (k * std::mem::size_of::<T>()).max(1)).max(1) as isize;
+    // SAFETY: column j holds k contiguous elements at b + j·ldb; x has k elements. Prefetches past
+    // the end never fault.
     unsafe {
         for j in 0..call.n {
             let col = call.b.offset(j as isize * call.ldb);
+            let next = col.wrapping_offset(ahead * call.ldb);
             let mut acc = [V::zero(); 4];
             let mut p = 0;
             while p + 4 * lanes <= k {
                 for (u, a) in acc.iter_mut().enumerate() {
                     let q = p + u * lanes;
+                    V::prefetch(next.wrapping_add(q));
                     *a = V::mul_add(V::load(x.add(q)), V::load(col.add(q)), *a);
                 }
                 p += 4 * lanes;

@@ -74,6 +74,43 @@ fn cached_logits_match_full_forward_in_any_chunking() {
 }
 
 #[test]
+fn cached_forward_on_a_recording_tape_matches_the_no_grad_path_and_has_gradients() {
+    // The no-grad path attends to the cache in place; a recording tape puts the cached prefix on
+    // the tape as a constant. Both must give the same logits, and the second must reach the weights.
+    for config in [learned(), rotary_gqa()] {
+        let model = Gpt::<f64>::new(config, 9).unwrap();
+        let ids = Array2::from_shape_fn((2, 9), |(b, t)| ((5 * t + 7 * b) % 29) as u32);
+        let (mut plain, mut recorded) = (model.new_cache(), model.new_cache());
+        let mut start = 0;
+        for chunk in [4usize, 1, 3, 1] {
+            let part = ids.slice(s![.., start..start + chunk]);
+            let no_grad = Tape::no_grad();
+            let expected = model
+                .forward_cached(&model.context(&no_grad), part, &mut plain)
+                .unwrap()
+                .value();
+            let tape = Tape::new();
+            let logits = model
+                .forward_cached(&model.context(&tape), part, &mut recorded)
+                .unwrap();
+            let err = logits
+                .value()
+                .view()
+                .iter()
+                .zip(expected.view().iter())
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
+            assert!(err < 1e-12, "chunk at {start}: max error {err}");
+            let grads = tape.backward(logits.sum().unwrap()).unwrap();
+            let with_gradient = grads.params().filter(|(_, g)| g.iter().any(|&v| v != 0.0));
+            assert!(with_gradient.count() > 0, "no parameter got a gradient at {start}");
+            start += chunk;
+        }
+        assert_eq!((plain.len(), recorded.len()), (9, 9));
+    }
+}
+
+#[test]
 fn stop_tokens_budget_and_context_end_generation() {
     let model = Gpt::<f32>::new(learned(), 21).unwrap();
     let free = generate(

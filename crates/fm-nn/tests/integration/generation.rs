@@ -103,7 +103,10 @@ fn cached_forward_on_a_recording_tape_matches_the_no_grad_path_and_has_gradients
             assert!(err < 1e-12, "chunk at {start}: max error {err}");
             let grads = tape.backward(logits.sum().unwrap()).unwrap();
             let with_gradient = grads.params().filter(|(_, g)| g.iter().any(|&v| v != 0.0));
-            assert!(with_gradient.count() > 0, "no parameter got a gradient at {start}");
+            assert!(
+                with_gradient.count() > 0,
+                "no parameter got a gradient at {start}"
+            );
             start += chunk;
         }
         assert_eq!((plain.len(), recorded.len()), (9, 9));

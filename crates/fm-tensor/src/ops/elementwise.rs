@@ -659,13 +659,15 @@ mod tests {
     use crate::ops::testing::{
         assert_bitwise_eq_across_threads, check_gradient, random_array, random_in, weighted_sum,
     };
+    use ndarray::array;
 
     /// The loop chosen at run time (AVX-512 / AVX2 copies on x86_64) gives the same bits as the
-    /// baseline loop, for op bodies with polynomials, divisions and branches, on odd lengths.
+    /// baseline loop, for op bodies with polynomials, divisions and branches, on odd lengths. The
+    /// bodies are forced inline, as in the kernels, so the wide copies really run them vectorised.
     #[test]
     fn dispatched_map_loop_equals_the_baseline_loop_bitwise() {
         use crate::ops::activation::{Gelu, GeluTanh, Sigmoid};
-        fn check<T: Element>(f: &(impl Fn(T, T, T) -> T + Sync), len: usize, seed: u64) {
+        fn check<T: Element>(f: impl Fn(T, T, T) -> T, len: usize, seed: u64) {
             let a: Vec<T> = random_in::<T>(&[len], seed, -6.0, 6.0)
                 .into_raw_vec_and_offset()
                 .0;
@@ -676,9 +678,9 @@ mod tests {
                 .into_raw_vec_and_offset()
                 .0;
             let mut baseline = vec![T::zero(); len];
-            map_chunk(&mut baseline, &a, &b, &c, f);
+            map_chunk(&mut baseline, &a, &b, &c, &f);
             let mut dispatched = vec![T::zero(); len];
-            map_chunk_dispatch(&mut dispatched, &a, &b, &c, f);
+            map_chunk_dispatch(&mut dispatched, &a, &b, &c, &f);
             let same = baseline
                 .iter()
                 .zip(&dispatched)
@@ -687,16 +689,50 @@ mod tests {
         }
         for len in (1..=67).chain([1000, 4099]) {
             let seed = len as u64;
-            check::<f32>(&|x, _, g| g * Gelu.df(x, x), len, seed);
-            check::<f32>(&|x, _, _| Gelu.f(x), len, seed);
-            check::<f32>(&|x, _, _| GeluTanh.f(x), len, seed);
-            check::<f32>(&|x, _, g| g * Sigmoid.df(x, Sigmoid.f(x)), len, seed);
-            check::<f32>(&|x, y, z| x / z + y, len, seed);
-            check::<f64>(&|x, _, g| g * Gelu.df(x, x), len, seed);
-            check::<f64>(&|x, y, z| x * y - z, len, seed);
+            check::<f32>(
+                #[inline(always)]
+                |x, _, g| g * Gelu.df(x, x),
+                len,
+                seed,
+            );
+            check::<f32>(
+                #[inline(always)]
+                |x, _, _| Gelu.f(x),
+                len,
+                seed,
+            );
+            check::<f32>(
+                #[inline(always)]
+                |x, _, _| GeluTanh.f(x),
+                len,
+                seed,
+            );
+            check::<f32>(
+                #[inline(always)]
+                |x, _, g| g * Sigmoid.df(x, Sigmoid.f(x)),
+                len,
+                seed,
+            );
+            check::<f32>(
+                #[inline(always)]
+                |x, y, z| x / z + y,
+                len,
+                seed,
+            );
+            check::<f64>(
+                #[inline(always)]
+                |x, _, g| g * Gelu.df(x, x),
+                len,
+                seed,
+            );
+            check::<f64>(
+                #[inline(always)]
+                |x, y, z| x * y - z,
+                len,
+                seed,
+            );
         }
     }
-    use ndarray::array;
 
     type UnaryCase = (
         &'static str,

@@ -26,7 +26,8 @@
 //!   `avx2.rs`, `portable.rs`, and the `scalar.rs` reference);
 //! - `dispatch.rs`: which kernel this CPU gets ([`selected_kernel`]), detected once;
 //! - `gemv.rs`: matrix-vector products (M = 1 or N = 1), memory-bound, both cores streaming;
-//! - `batched.rs`: [`batched_matmul`].
+//! - `batched.rs`: [`batched_matmul`];
+//! - `prepacked.rs`: operands packed once and multiplied many times ([`gemm_prepacked`]).
 //!
 //! # Threads and determinism
 //! Large products split C into blocks over the current rayon pool (cap it with
@@ -40,6 +41,7 @@ mod gemv;
 mod kernels;
 mod loops;
 mod pack;
+mod prepacked;
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
@@ -48,6 +50,7 @@ use crate::error::{Result, TensorError};
 
 pub use batched::batched_matmul;
 pub use dispatch::{selected_kernel, GemmKernel};
+pub use prepacked::{gemm_prepacked, Lhs, PackedLhs, PackedRhs, Rhs};
 
 use kernels::KernelSpec;
 use pack::{MatMut, MatRef};

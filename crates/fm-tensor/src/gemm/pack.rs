@@ -244,6 +244,11 @@ impl PackBuffer {
         }
         self.lines.as_mut_ptr().cast()
     }
+
+    /// The start of the buffer, for reading what was packed into it.
+    pub fn as_ptr<T>(&self) -> *const T {
+        self.lines.as_ptr().cast()
+    }
 }
 
 thread_local! {

@@ -50,7 +50,7 @@ use crate::error::{Result, TensorError};
 
 pub use batched::batched_matmul;
 pub use dispatch::{selected_kernel, GemmKernel};
-pub use prepacked::{gemm_prepacked, Lhs, PackedLhs, PackedRhs, Rhs};
+pub use prepacked::{gemm_prepacked, Lhs, PackedLhs, PackedLhsRef, PackedRhs, PackedRhsRef, Rhs};
 
 use kernels::KernelSpec;
 use pack::{MatMut, MatRef};

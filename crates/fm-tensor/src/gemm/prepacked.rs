@@ -93,6 +93,32 @@ impl<T: Element> PackedLhs<T> {
     pub fn dim(&self) -> (usize, usize) {
         (self.rows, self.depth)
     }
+
+    /// The first `rows` rows and `depth` columns, as an operand (no copy).
+    ///
+    /// # Errors
+    /// [`TensorError::ShapeMismatch`] when the corner is larger than the matrix.
+    pub fn leading(&self, rows: usize, depth: usize) -> Result<PackedLhsRef<'_, T>> {
+        check_corner("PackedLhs::leading", [self.rows, self.depth], [rows, depth])?;
+        Ok(PackedLhsRef {
+            packed: self,
+            rows,
+            depth,
+        })
+    }
+}
+
+/// Errors unless `corner` fits inside `full`.
+fn check_corner(op: &'static str, full: [usize; 2], corner: [usize; 2]) -> Result<()> {
+    if corner[0] > full[0] || corner[1] > full[1] {
+        return Err(TensorError::shape_mismatch(
+            op,
+            &full,
+            &corner,
+            "the leading corner must fit inside the packed matrix".to_string(),
+        ));
+    }
+    Ok(())
 }
 
 impl<T: Element> PackedRhs<T> {
@@ -132,6 +158,19 @@ impl<T: Element> PackedRhs<T> {
     pub fn dim(&self) -> (usize, usize) {
         (self.depth, self.cols)
     }
+
+    /// The first `depth` rows and `cols` columns, as an operand (no copy).
+    ///
+    /// # Errors
+    /// [`TensorError::ShapeMismatch`] when the corner is larger than the matrix.
+    pub fn leading(&self, depth: usize, cols: usize) -> Result<PackedRhsRef<'_, T>> {
+        check_corner("PackedRhs::leading", [self.depth, self.cols], [depth, cols])?;
+        Ok(PackedRhsRef {
+            packed: self,
+            depth,
+            cols,
+        })
+    }
 }
 
 impl<T: Element> fmt::Debug for PackedLhs<T> {
@@ -154,22 +193,38 @@ impl<T: Element> fmt::Debug for PackedRhs<T> {
     }
 }
 
-/// The left operand of [`gemm_prepacked`]: a view (packed during the call) or a [`PackedLhs`].
+/// The leading `rows × depth` corner of a [`PackedLhs`] ([`PackedLhs::leading`]).
+#[derive(Debug, Clone, Copy)]
+pub struct PackedLhsRef<'a, T: Element> {
+    packed: &'a PackedLhs<T>,
+    rows: usize,
+    depth: usize,
+}
+
+/// The leading `depth × cols` corner of a [`PackedRhs`] ([`PackedRhs::leading`]).
+#[derive(Debug, Clone, Copy)]
+pub struct PackedRhsRef<'a, T: Element> {
+    packed: &'a PackedRhs<T>,
+    depth: usize,
+    cols: usize,
+}
+
+/// The left operand of [`gemm_prepacked`]: a view (packed during the call) or packed beforehand.
 #[derive(Debug, Clone, Copy)]
 pub enum Lhs<'a, T: Element> {
     /// Packed during the call.
     View(ArrayView2<'a, T>),
-    /// Packed beforehand.
-    Packed(&'a PackedLhs<T>),
+    /// Packed beforehand (all of a [`PackedLhs`], or its leading corner).
+    Packed(PackedLhsRef<'a, T>),
 }
 
-/// The right operand of [`gemm_prepacked`]: a view (packed during the call) or a [`PackedRhs`].
+/// The right operand of [`gemm_prepacked`]: a view (packed during the call) or packed beforehand.
 #[derive(Debug, Clone, Copy)]
 pub enum Rhs<'a, T: Element> {
     /// Packed during the call.
     View(ArrayView2<'a, T>),
-    /// Packed beforehand.
-    Packed(&'a PackedRhs<T>),
+    /// Packed beforehand (all of a [`PackedRhs`], or its leading corner).
+    Packed(PackedRhsRef<'a, T>),
 }
 
 impl<'a, T: Element> From<ArrayView2<'a, T>> for Lhs<'a, T> {
@@ -179,6 +234,15 @@ impl<'a, T: Element> From<ArrayView2<'a, T>> for Lhs<'a, T> {
 }
 impl<'a, T: Element> From<&'a PackedLhs<T>> for Lhs<'a, T> {
     fn from(a: &'a PackedLhs<T>) -> Self {
+        Lhs::Packed(PackedLhsRef {
+            packed: a,
+            rows: a.rows,
+            depth: a.depth,
+        })
+    }
+}
+impl<'a, T: Element> From<PackedLhsRef<'a, T>> for Lhs<'a, T> {
+    fn from(a: PackedLhsRef<'a, T>) -> Self {
         Lhs::Packed(a)
     }
 }
@@ -189,6 +253,15 @@ impl<'a, T: Element> From<ArrayView2<'a, T>> for Rhs<'a, T> {
 }
 impl<'a, T: Element> From<&'a PackedRhs<T>> for Rhs<'a, T> {
     fn from(b: &'a PackedRhs<T>) -> Self {
+        Rhs::Packed(PackedRhsRef {
+            packed: b,
+            depth: b.depth,
+            cols: b.cols,
+        })
+    }
+}
+impl<'a, T: Element> From<PackedRhsRef<'a, T>> for Rhs<'a, T> {
+    fn from(b: PackedRhsRef<'a, T>) -> Self {
         Rhs::Packed(b)
     }
 }
@@ -197,7 +270,7 @@ impl<T: Element> Lhs<'_, T> {
     fn dim(&self) -> (usize, usize) {
         match self {
             Lhs::View(a) => a.dim(),
-            Lhs::Packed(a) => a.dim(),
+            Lhs::Packed(a) => (a.rows, a.depth),
         }
     }
 }
@@ -206,7 +279,7 @@ impl<T: Element> Rhs<'_, T> {
     fn dim(&self) -> (usize, usize) {
         match self {
             Rhs::View(b) => b.dim(),
-            Rhs::Packed(b) => b.dim(),
+            Rhs::Packed(b) => (b.depth, b.cols),
         }
     }
 }
@@ -244,14 +317,14 @@ pub fn gemm_prepacked<'a, T: Element>(
         return Ok(());
     }
     let spec = match (&a, &b) {
-        (Lhs::Packed(p), _) => p.spec,
-        (_, Rhs::Packed(p)) => p.spec,
+        (Lhs::Packed(p), _) => p.packed.spec,
+        (_, Rhs::Packed(p)) => p.packed.spec,
         _ => spec_for::<T>(),
     };
     if let (Lhs::Packed(pa), Rhs::Packed(pb)) = (&a, &b) {
         // Both were packed with the kernel selected for this process, so this cannot differ;
         // checked because the layouts would silently disagree if it did.
-        if !std::ptr::eq(pa.spec, pb.spec) {
+        if !std::ptr::eq(pa.packed.spec, pb.packed.spec) {
             return Err(TensorError::invalid_argument(
                 "gemm_prepacked",
                 "the operands were packed for different kernels".to_string(),
@@ -260,19 +333,21 @@ pub fn gemm_prepacked<'a, T: Element>(
     }
     let (rs, cs) = (c.strides()[0], c.strides()[1]);
     let c_ptr = c.as_mut_ptr();
-    let run = |apack: *const T, bpack: *const T| {
+    // A packed operand's micro-panels hold its full depth; a leading corner uses the first `k`
+    // steps of each, so panels are `stride` steps apart.
+    let run = |apack: *const T, a_stride: usize, bpack: *const T, b_stride: usize| {
         let (mr, nr) = (spec.mr, spec.nr);
         for q in 0..n.div_ceil(nr) {
             let col = q * nr;
             for ir in (0..m).step_by(mr) {
-                // SAFETY: panel q of B holds k·NR values and panel ir/MR of A k·MR values; the
-                // tile's rows ir.. and columns col.. (clipped to m, n) lie inside the live C view,
-                // which is borrowed mutably for this call.
+                // SAFETY: panel q of B starts at col·stride and holds ≥ k steps of NR values,
+                // panel ir/MR of A likewise; the tile's rows ir.. and columns col.. (clipped to m,
+                // n) lie inside the live C view, which is borrowed mutably for this call.
                 unsafe {
                     let tile = MicroTile {
                         kc: k,
-                        a: apack.add(ir * k),
-                        b: bpack.add(col * k),
+                        a: apack.add(ir * a_stride),
+                        b: bpack.add(col * b_stride),
                         c: c_ptr.offset(ir as isize * rs + col as isize * cs),
                         rsc: rs,
                         csc: cs,
@@ -286,8 +361,8 @@ pub fn gemm_prepacked<'a, T: Element>(
             }
         }
     };
-    let with_b = |apack: *const T| match b {
-        Rhs::Packed(pb) => run(apack, pb.data.as_ptr()),
+    let with_b = |apack: *const T, a_stride: usize| match b {
+        Rhs::Packed(pb) => run(apack, a_stride, pb.packed.data.as_ptr(), pb.packed.depth),
         Rhs::View(view) => {
             let panels = n.div_ceil(spec.nr);
             with_buffer::<T, _>(&B_BUFFER, panels * spec.nr * k, |dst| {
@@ -304,17 +379,17 @@ pub fn gemm_prepacked<'a, T: Element>(
                         )
                     };
                 }
-                run(apack, dst)
+                run(apack, a_stride, dst, k)
             })
         }
     };
     match a {
-        Lhs::Packed(pa) => with_b(pa.data.as_ptr()),
+        Lhs::Packed(pa) => with_b(pa.packed.data.as_ptr(), pa.packed.depth),
         Lhs::View(view) => {
             with_buffer::<T, _>(&A_BUFFER, m.div_ceil(spec.mr) * spec.mr * k, |dst| {
                 // SAFETY: as in `PackedLhs::new`, into this thread's buffer of that size.
                 unsafe { (spec.pack_a)(dst, matref(&view), m, k) };
-                with_b(dst)
+                with_b(dst, k)
             })
         }
     }
@@ -372,9 +447,9 @@ mod tests {
                     let (pa, pb) = (PackedLhs::new(*a), PackedRhs::new(*b));
                     let results = [
                         (Lhs::View(*a), Rhs::View(*b)),
-                        (Lhs::Packed(&pa), Rhs::View(*b)),
-                        (Lhs::View(*a), Rhs::Packed(&pb)),
-                        (Lhs::Packed(&pa), Rhs::Packed(&pb)),
+                        ((&pa).into(), Rhs::View(*b)),
+                        (Lhs::View(*a), (&pb).into()),
+                        ((&pa).into(), (&pb).into()),
                     ]
                     .map(|(x, y)| {
                         let mut c = c0.clone();
@@ -408,6 +483,33 @@ mod tests {
             let want = q.dot(&k.t());
             assert_eq!(got, want, "small integers: exact in any order");
         }
+    }
+
+    /// Leading corners of packed operands (fewer rows, columns or depth steps) equal the product
+    /// of the corresponding slices.
+    #[test]
+    fn leading_corners_equal_products_of_slices() {
+        let a = random(47, 70, 4);
+        let b = random(70, 69, 5);
+        let (pa, pb) = (PackedLhs::new(a.view()), PackedRhs::new(b.t().t()));
+        for &(m, k, n) in &[
+            (47, 70, 69),
+            (1, 1, 1),
+            (30, 64, 33),
+            (14, 37, 32),
+            (15, 69, 1),
+        ] {
+            let (sa, sb) = (a.slice(s![..m, ..k]), b.slice(s![..k, ..n]));
+            let mut want = Array2::zeros((m, n));
+            gemm_prepacked(1.0, sa, sb, 0.0, want.view_mut()).unwrap();
+            let mut got = Array2::zeros((m, n));
+            let (ca, cb) = (pa.leading(m, k).unwrap(), pb.leading(k, n).unwrap());
+            gemm_prepacked(1.0, ca, cb, 0.0, got.view_mut()).unwrap();
+            assert_eq!(got, want, "{m}×{k}×{n}");
+        }
+        let err = pb.leading(71, 3).unwrap_err().to_string();
+        assert!(err.contains("[70, 69]") && err.contains("[71, 3]"), "{err}");
+        assert!(pa.leading(47, 71).is_err());
     }
 
     #[test]

@@ -13,10 +13,11 @@
 use ndarray::{s, Array2, Array3, Array4, ArrayView4, ArrayViewMut1, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
-use fm_tensor::{gemm, Element};
+use fm_tensor::gemm::{Lhs, PackedLhs, Rhs};
+use fm_tensor::Element;
 
 use super::rowops::{exp_shifted_sum, max_of};
-use super::{mask_tile_rows, BLOCK_K, BLOCK_Q};
+use super::{mask_tile_rows, product, KeyBlocks, BLOCK_K, BLOCK_Q};
 use crate::error::Result;
 use crate::kernels::AttentionOutput;
 use crate::options::AttentionOptions;
@@ -49,6 +50,16 @@ pub(crate) fn forward<T: Element>(
             .enumerate()
             .try_for_each(|(bh, (mut o_head, mut lse_head))| {
                 let (b, h) = (bh / d.heads, bh % d.heads);
+                let kvh = h / d.group();
+                // With several query blocks, every key block meets each of them: pack Kᵀ and V
+                // once per head instead of once per (query block, key block).
+                let packed = (d.seq_q > BLOCK_Q).then(|| {
+                    let keys = pb.visible_keys(d.seq_q - 1);
+                    KeyBlocks::pack(
+                        k.slice(s![b, kvh, ..keys, ..]),
+                        v.slice(s![b, kvh, ..keys, ..]),
+                    )
+                });
                 o_head
                     .axis_chunks_iter_mut(Axis(0), BLOCK_Q)
                     .into_par_iter()
@@ -59,7 +70,18 @@ pub(crate) fn forward<T: Element>(
                     )
                     .enumerate()
                     .try_for_each(|(qb, (o_blk, lse_blk))| {
-                        forward_block(&pb, &q, &k, &v, b, h, qb * BLOCK_Q, o_blk, lse_blk)
+                        forward_block(
+                            &pb,
+                            &q,
+                            &k,
+                            &v,
+                            packed.as_ref(),
+                            b,
+                            h,
+                            qb * BLOCK_Q,
+                            o_blk,
+                            lse_blk,
+                        )
                     })
             })?;
     }
@@ -67,11 +89,14 @@ pub(crate) fn forward<T: Element>(
 }
 
 /// One query block `i0..i0 + rows` of head `(b, h)`: writes its output rows and log-sum-exps.
+/// `packed` holds the head's key blocks when they are shared by several query blocks.
+#[allow(clippy::too_many_arguments)]
 fn forward_block<T: Element>(
     pb: &Problem<'_, T>,
     q: &ArrayView4<'_, T>,
     k: &ArrayView4<'_, T>,
     v: &ArrayView4<'_, T>,
+    packed: Option<&KeyBlocks<T>>,
     b: usize,
     h: usize,
     i0: usize,
@@ -89,16 +114,18 @@ fn forward_block<T: Element>(
     let mut scores = Array2::<T>::zeros((rows, BLOCK_K.min(key_end.max(1))));
     let mut m = vec![T::neg_infinity(); rows];
     let mut l = vec![T::zero(); rows];
-    for j0 in (0..key_end).step_by(BLOCK_K) {
+    // Packed once here when the key blocks are: it meets every one of them.
+    let q_packed = packed.map(|_| PackedLhs::new(q_blk));
+    let q_op = || q_packed.as_ref().map_or(Lhs::View(q_blk), Lhs::from);
+    for (jb, j0) in (0..key_end).step_by(BLOCK_K).enumerate() {
         let cols = BLOCK_K.min(key_end - j0);
         let mut tile = scores.slice_mut(s![.., ..cols]);
-        gemm(
-            pb.scale,
-            q_blk,
-            k_head.slice(s![j0..j0 + cols, ..]).t(),
-            T::zero(),
-            tile.view_mut(),
-        )?;
+        let k_blk = k_head.slice(s![j0..j0 + cols, ..]);
+        let kt = match packed {
+            Some(p) => Rhs::Packed(p.kt[jb].leading(d.head_dim, cols)?),
+            None => Rhs::View(k_blk.t()),
+        };
+        product(pb.scale, q_op(), kt, T::zero(), tile.view_mut())?;
         mask_tile_rows(pb, b, h, i0, j0, &mut tile);
         for (r, mut row) in tile.axis_iter_mut(Axis(0)).enumerate() {
             let row = row.as_slice_mut().expect("tile rows are contiguous");
@@ -125,10 +152,14 @@ fn forward_block<T: Element>(
                 };
             }
         }
-        gemm(
+        let v_blk = match packed {
+            Some(p) => Rhs::Packed(p.v[jb].leading(cols, d.v_dim)?),
+            None => Rhs::View(v_head.slice(s![j0..j0 + cols, ..])),
+        };
+        product(
             T::one(),
-            tile.view(),
-            v_head.slice(s![j0..j0 + cols, ..]),
+            Lhs::View(tile.view()),
+            v_blk,
             T::one(),
             o.view_mut(),
         )?;

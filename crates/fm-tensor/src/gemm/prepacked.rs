@@ -290,10 +290,10 @@ impl<T: Element> Rhs<'_, T> {
 /// # Errors
 /// [`TensorError::ShapeMismatch`] when the inner dimensions differ or C is not `[m, n]`, naming
 /// the shapes.
-pub fn gemm_prepacked<'a, T: Element>(
+pub fn gemm_prepacked<'a, 'b, T: Element>(
     alpha: T,
     a: impl Into<Lhs<'a, T>>,
-    b: impl Into<Rhs<'a, T>>,
+    b: impl Into<Rhs<'b, T>>,
     beta: T,
     mut c: ArrayViewMut2<'_, T>,
 ) -> Result<()> {

@@ -18,13 +18,16 @@
 //! Extra memory: two `BLOCK_Q × BLOCK_K` tiles (three with dropout) and one `seq_q` vector per
 //! running task — linear in the sequence length.
 
-use ndarray::{s, Array2, Array4, ArrayView3, ArrayView4, ArrayViewMut2, ArrayViewMut3, Axis};
+use ndarray::{
+    s, Array2, Array4, ArrayView2, ArrayView3, ArrayView4, ArrayViewMut2, ArrayViewMut3, Axis,
+};
 use rayon::prelude::*;
 
-use fm_tensor::{gemm, Element};
+use fm_tensor::gemm::{Lhs, PackedLhs, PackedRhs, Rhs};
+use fm_tensor::Element;
 
 use super::rowops::exp_shifted_sum;
-use super::{mask_tile_rows, BLOCK_K, BLOCK_Q};
+use super::{mask_tile_rows, product, BLOCK_K, BLOCK_Q};
 use crate::error::Result;
 use crate::kernels::AttentionGrads;
 use crate::options::AttentionOptions;
@@ -103,6 +106,53 @@ pub(crate) fn backward<T: Element>(
     Ok(AttentionGrads { dq, dk, dv })
 }
 
+/// The packed operand when there is one, else the view (packed during the product).
+fn lhs<'a, T: Element>(packed: Option<&'a PackedLhs<T>>, view: ArrayView2<'a, T>) -> Lhs<'a, T> {
+    packed.map_or(Lhs::View(view), Lhs::from)
+}
+
+/// As [`lhs`], for a right operand.
+fn rhs<'a, T: Element>(packed: Option<&'a PackedRhs<T>>, view: ArrayView2<'a, T>) -> Rhs<'a, T> {
+    packed.map_or(Rhs::View(view), Rhs::from)
+}
+
+/// One block of a head's queries and output gradients, packed for each product that reads it:
+/// `Q·Kᵀ` and `dO·Vᵀ` (left operands), `dSᵀ·Q` and `Pᵀ·dO` (right operands).
+struct QueryBlock<T: Element> {
+    q_lhs: PackedLhs<T>,
+    do_lhs: PackedLhs<T>,
+    q_rhs: PackedRhs<T>,
+    do_rhs: PackedRhs<T>,
+}
+
+impl<T: Element> QueryBlock<T> {
+    fn pack(q: ArrayView2<'_, T>, d_o: ArrayView2<'_, T>) -> Self {
+        QueryBlock {
+            q_lhs: PackedLhs::new(q),
+            do_lhs: PackedLhs::new(d_o),
+            q_rhs: PackedRhs::new(q),
+            do_rhs: PackedRhs::new(d_o),
+        }
+    }
+}
+
+/// One block of keys and values, packed as the right operands of `Q·Kᵀ`, `dO·Vᵀ` and `dS·K`.
+struct KeyBlock<T: Element> {
+    kt: PackedRhs<T>,
+    vt: PackedRhs<T>,
+    k: PackedRhs<T>,
+}
+
+impl<T: Element> KeyBlock<T> {
+    fn pack(k: ArrayView2<'_, T>, v: ArrayView2<'_, T>) -> Self {
+        KeyBlock {
+            kt: PackedRhs::new(k.t()),
+            vt: PackedRhs::new(v.t()),
+            k: PackedRhs::new(k),
+        }
+    }
+}
+
 /// All gradients that flow through KV head `kvh` of batch row `b`.
 fn backward_kv_head<T: Element>(
     pb: &Problem<'_, T>,
@@ -136,10 +186,32 @@ fn backward_kv_head<T: Element>(
     let mut dropped = pb
         .dropout
         .map(|_| Array2::<T>::zeros((tile_rows, tile_cols)));
+    // Every query block meets every key block (past the causal cut): with several key blocks,
+    // pack each head's Q and dO blocks once, in both roles, on the grid of BLOCK_Q rows; with
+    // several query blocks, pack each key block's K and V once (below).
+    let query_blocks: Option<Vec<Vec<QueryBlock<T>>>> = (d.seq_k > BLOCK_K).then(|| {
+        (0..group)
+            .map(|g| {
+                let h = kvh * group + g;
+                (0..d.seq_q)
+                    .step_by(BLOCK_Q)
+                    .map(|i0| {
+                        let rows = i0..(i0 + BLOCK_Q).min(d.seq_q);
+                        QueryBlock::pack(
+                            x.q.slice(s![b, h, rows.clone(), ..]),
+                            x.grad_output.slice(s![b, h, rows, ..]),
+                        )
+                    })
+                    .collect()
+            })
+            .collect()
+    });
+    let reuse_keys = d.seq_q * group > BLOCK_Q;
     for j0 in (0..d.seq_k).step_by(BLOCK_K) {
         let cols = BLOCK_K.min(d.seq_k - j0);
         let k_blk = k_head.slice(s![j0..j0 + cols, ..]);
         let v_blk = v_head.slice(s![j0..j0 + cols, ..]);
+        let key_block = reuse_keys.then(|| KeyBlock::pack(k_blk, v_blk));
         let mut dk_blk = dk.slice_mut(s![j0..j0 + cols, ..]);
         let mut dv_blk = dv.slice_mut(s![j0..j0 + cols, ..]);
         // Causal: queries before this one see none of these keys.
@@ -151,12 +223,24 @@ fn backward_kv_head<T: Element>(
         for g in 0..group {
             let h = kvh * group + g;
             let mut dq_head = dq_group.index_axis_mut(Axis(0), g);
-            for i0 in (first_query..d.seq_q).step_by(BLOCK_Q) {
-                let rows = BLOCK_Q.min(d.seq_q - i0);
+            // Query blocks on the BLOCK_Q grid, the first one cut to start at `first_query`.
+            let mut i0 = first_query;
+            while i0 < d.seq_q {
+                let rows = ((i0 / BLOCK_Q + 1) * BLOCK_Q).min(d.seq_q) - i0;
+                let packed_q = query_blocks
+                    .as_ref()
+                    .filter(|_| i0 % BLOCK_Q == 0)
+                    .map(|blocks| &blocks[g][i0 / BLOCK_Q]);
                 let q_blk = x.q.slice(s![b, h, i0..i0 + rows, ..]);
                 let do_blk = x.grad_output.slice(s![b, h, i0..i0 + rows, ..]);
                 let mut p = probs.slice_mut(s![..rows, ..cols]);
-                gemm(pb.scale, q_blk, k_blk.t(), T::zero(), p.view_mut())?;
+                product(
+                    pb.scale,
+                    lhs(packed_q.map(|blk| &blk.q_lhs), q_blk.reborrow()),
+                    rhs(key_block.as_ref().map(|blk| &blk.kt), k_blk.t().reborrow()),
+                    T::zero(),
+                    p.view_mut(),
+                )?;
                 mask_tile_rows(pb, b, h, i0, j0, &mut p);
                 for (r, mut row) in p.axis_iter_mut(Axis(0)).enumerate() {
                     let row = row.as_slice_mut().expect("tile rows are contiguous");
@@ -168,7 +252,14 @@ fn backward_kv_head<T: Element>(
                     }
                 }
                 let mut ds = dscores.slice_mut(s![..rows, ..cols]);
-                gemm(T::one(), do_blk, v_blk.t(), T::zero(), ds.view_mut())?;
+                product(
+                    T::one(),
+                    lhs(packed_q.map(|blk| &blk.do_lhs), do_blk.reborrow()),
+                    rhs(key_block.as_ref().map(|blk| &blk.vt), v_blk.t().reborrow()),
+                    T::zero(),
+                    ds.view_mut(),
+                )?;
+                let do_rhs = rhs(packed_q.map(|blk| &blk.do_rhs), do_blk.reborrow());
                 match (pb.dropout, dropped.as_mut()) {
                     (Some(rule), Some(buf)) => {
                         let mut pd = buf.slice_mut(s![..rows, ..cols]);
@@ -178,9 +269,21 @@ fn backward_kv_head<T: Element>(
                             *w = p[[r, c]] * factor;
                             ds[[r, c]] = ds[[r, c]] * factor;
                         }
-                        gemm(T::one(), pd.t(), do_blk, T::one(), dv_blk.view_mut())?;
+                        product(
+                            T::one(),
+                            Lhs::View(pd.t()),
+                            do_rhs,
+                            T::one(),
+                            dv_blk.view_mut(),
+                        )?;
                     }
-                    _ => gemm(T::one(), p.t(), do_blk, T::one(), dv_blk.view_mut())?,
+                    _ => product(
+                        T::one(),
+                        Lhs::View(p.t()),
+                        do_rhs,
+                        T::one(),
+                        dv_blk.view_mut(),
+                    )?,
                 }
                 let delta = &deltas[g][i0..i0 + rows];
                 for ((mut ds_row, p_row), &delta) in ds
@@ -194,14 +297,21 @@ fn backward_kv_head<T: Element>(
                         *dsv = pv * (*dsv - delta);
                     }
                 }
-                gemm(pb.scale, ds.t(), q_blk, T::one(), dk_blk.view_mut())?;
-                gemm(
+                product(
                     pb.scale,
-                    ds.view(),
-                    k_blk,
+                    Lhs::View(ds.t()),
+                    rhs(packed_q.map(|blk| &blk.q_rhs), q_blk.reborrow()),
+                    T::one(),
+                    dk_blk.view_mut(),
+                )?;
+                product(
+                    pb.scale,
+                    Lhs::View(ds.view()),
+                    rhs(key_block.as_ref().map(|blk| &blk.k), k_blk.reborrow()),
                     T::one(),
                     dq_head.slice_mut(s![i0..i0 + rows, ..]),
                 )?;
+                i0 += rows;
             }
         }
     }

@@ -101,7 +101,8 @@
 //! ## Memory and threads
 //!
 //! The kernels never allocate a `[seq_q, seq_k]` matrix for long sequences; the forward keeps one
-//! log-sum-exp per query row for the backward. Work is split over outputs only, so results are
+//! log-sum-exp per query row for the backward. Their scratch memory (tiles, and the blocks of Q, K,
+//! V and dO packed once for the GEMM micro-kernels) grows linearly with the sequence length. Work is split over outputs only, so results are
 //! bitwise identical for any number of threads.
 
 pub mod autograd;

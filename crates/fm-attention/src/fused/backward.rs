@@ -9,14 +9,17 @@
 //! dP̃ = dO·Vᵀ,  dS = P ⊙ (dP − D)            (dP: dP̃ with dropout applied)
 //! dK += scale·dSᵀ·Q,  dQ += scale·dS·K
 //! ```
-//! five GEMMs per tile, each through fm-tensor's GEMM. A task owns the dK and dV of its KV head and the
+//! five GEMMs per tile, each through fm-tensor's GEMM, with the operands that recur packed once:
+//! each key block's Kᵀ, Vᵀ and K for all query blocks, and each query block's Q and dO (in both
+//! roles) for all key blocks; only P̃ᵀ, dSᵀ and dS are packed per product. A task owns the dK and dV of its KV head and the
 //! dQ of its query heads, so nothing is shared between threads, and every gradient element is
 //! accumulated in the same order (key blocks ascending, then heads, then query blocks) whatever the
 //! number of threads: the results are bitwise identical for any thread count. The parallelism is
 //! therefore `batch × kv_heads` tasks (32 in the benchmark shape); a single KV head runs on one thread.
 //!
-//! Extra memory: two `BLOCK_Q × BLOCK_K` tiles (three with dropout) and one `seq_q` vector per
-//! running task — linear in the sequence length.
+//! Extra memory: two `BLOCK_Q × BLOCK_K` tiles (three with dropout), one `seq_q` vector, the packed
+//! Q and dO of the task's heads (four copies of `seq_q × head_dim` per head) and one packed key block
+//! per running task — linear in the sequence length.
 
 use ndarray::{
     s, Array2, Array4, ArrayView2, ArrayView3, ArrayView4, ArrayViewMut2, ArrayViewMut3, Axis,

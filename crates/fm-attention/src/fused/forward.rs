@@ -7,8 +7,13 @@
 //! log-sum-exp `m + ln l` is stored for the backward. Causal key blocks past a query block's last
 //! visible key are skipped; the diagonal ones are masked row by row.
 //!
-//! Extra memory: one `BLOCK_Q × BLOCK_K` score tile and two row vectors per running task — constant
-//! in the sequence length. Tasks write disjoint output rows, so any thread count gives the same bits.
+//! With more than one query block, each head's Kᵀ and V blocks are packed once for fm-tensor's
+//! micro-kernels (`gemm_prepacked`) and each query block's Q once, instead of the GEMM packing them
+//! again for every (query block, key block) pair.
+//!
+//! Extra memory: one `BLOCK_Q × BLOCK_K` score tile, two row vectors and a packed Q block per running
+//! task, plus the packed K and V of each head in flight (about `2·seq_k·head_dim` values) — linear in
+//! the sequence length. Tasks write disjoint output rows, so any thread count gives the same bits.
 
 use ndarray::{s, Array2, Array3, Array4, ArrayView4, ArrayViewMut1, ArrayViewMut2, Axis};
 use rayon::prelude::*;

@@ -214,26 +214,13 @@ fn gemm_with_spec<T: Element>(
     a: ArrayView2<'_, T>,
     b: ArrayView2<'_, T>,
     beta: T,
-    mut c: ArrayViewMut2<'_, T>,
+    c: ArrayViewMut2<'_, T>,
 ) -> Result<()> {
-    check_inner("gemm", a.shape(), b.shape())?;
     let (m, k) = a.dim();
     let n = b.ncols();
-    if c.dim() != (m, n) {
-        return Err(TensorError::shape_mismatch(
-            "gemm",
-            &[m, n],
-            c.shape(),
-            format!("C must be [rows of A, columns of B] = [{m}, {n}]"),
-        ));
-    }
-    if m == 0 || n == 0 {
+    let Some(mut c) = check_product("gemm", a.dim(), b.dim(), alpha, beta, c)? else {
         return Ok(());
-    }
-    if k == 0 || alpha == T::zero() {
-        scale(beta, c);
-        return Ok(());
-    }
+    };
     let a = MatRef {
         ptr: a.as_ptr(),
         rs: a.strides()[0],
@@ -253,6 +240,36 @@ fn gemm_with_spec<T: Element>(
     // for this whole call; C is borrowed mutably, so it overlaps neither A nor B.
     unsafe { gemm_raw(spec, m, n, k, alpha, a, b, beta, c) };
     Ok(())
+}
+
+/// The checks every product entry point makes, and the products with nothing to multiply: errors
+/// unless `A (m × k) · B (k × n)` fit each other and C; `Ok(None)` when the call is complete (m or
+/// n is zero: nothing to do; k or α is zero: `C = β·C`), else C back for the real product.
+fn check_product<'c, T: Element>(
+    op: &'static str,
+    (m, k): (usize, usize),
+    (kb, n): (usize, usize),
+    alpha: T,
+    beta: T,
+    c: ArrayViewMut2<'c, T>,
+) -> Result<Option<ArrayViewMut2<'c, T>>> {
+    check_inner(op, &[m, k], &[kb, n])?;
+    if c.dim() != (m, n) {
+        return Err(TensorError::shape_mismatch(
+            op,
+            &[m, n],
+            c.shape(),
+            format!("C must be [rows of A, columns of B] = [{m}, {n}]"),
+        ));
+    }
+    if m == 0 || n == 0 {
+        return Ok(None);
+    }
+    if k == 0 || alpha == T::zero() {
+        scale(beta, c);
+        return Ok(None);
+    }
+    Ok(Some(c))
 }
 
 /// `C = β·C` (zero-filling when β is zero, so NaN in C does not survive).

@@ -34,10 +34,10 @@ use std::fmt;
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
+use super::check_product;
 use super::dispatch::selected_kernel;
 use super::kernels::{KernelSpec, MicroTile};
 use super::pack::{with_buffer, MatRef, PackBuffer, A_BUFFER, B_BUFFER};
-use super::{check_inner, scale};
 use crate::element::Element;
 use crate::error::{Result, TensorError};
 
@@ -295,27 +295,14 @@ pub fn gemm_prepacked<'a, 'b, T: Element>(
     a: impl Into<Lhs<'a, T>>,
     b: impl Into<Rhs<'b, T>>,
     beta: T,
-    mut c: ArrayViewMut2<'_, T>,
+    c: ArrayViewMut2<'_, T>,
 ) -> Result<()> {
     let (a, b) = (a.into(), b.into());
     let (m, k) = a.dim();
-    let (kb, n) = b.dim();
-    check_inner("gemm_prepacked", &[m, k], &[kb, n])?;
-    if c.dim() != (m, n) {
-        return Err(TensorError::shape_mismatch(
-            "gemm_prepacked",
-            &[m, n],
-            c.shape(),
-            format!("C must be [rows of A, columns of B] = [{m}, {n}]"),
-        ));
-    }
-    if m == 0 || n == 0 {
+    let n = b.dim().1;
+    let Some(mut c) = check_product("gemm_prepacked", a.dim(), b.dim(), alpha, beta, c)? else {
         return Ok(());
-    }
-    if k == 0 || alpha == T::zero() {
-        scale(beta, c);
-        return Ok(());
-    }
+    };
     let spec = match (&a, &b) {
         (Lhs::Packed(p), _) => p.packed.spec,
         (_, Rhs::Packed(p)) => p.packed.spec,

@@ -69,6 +69,28 @@ fn matref<T>(a: &ArrayView2<'_, T>) -> MatRef<T> {
     }
 }
 
+/// Packs all of `b` (`depth × cols`) into `⌈cols/NR⌉` micro-panels of `depth` steps at `dst`.
+///
+/// # Safety
+/// `dst` is valid for `⌈cols/NR⌉·NR·depth` values.
+unsafe fn pack_rhs<T: Element>(spec: &KernelSpec<T>, dst: *mut T, b: &ArrayView2<'_, T>) {
+    let (depth, cols) = b.dim();
+    let src = matref(b);
+    for q in 0..cols.div_ceil(spec.nr) {
+        let c0 = q * spec.nr;
+        // SAFETY: columns c0.. (at most NR of them) of the live view; panel q's slot of depth·NR
+        // values lies inside `dst` by the contract.
+        unsafe {
+            (spec.pack_b)(
+                dst.add(q * spec.nr * depth),
+                src.at(0, c0),
+                depth,
+                spec.nr.min(cols - c0),
+            )
+        };
+    }
+}
+
 impl<T: Element> PackedLhs<T> {
     /// Packs `a` (any strides) for use as the left operand of [`gemm_prepacked`].
     pub fn new(a: ArrayView2<'_, T>) -> Self {
@@ -131,20 +153,8 @@ impl<T: Element> PackedRhs<T> {
         let panels = cols.div_ceil(spec.nr);
         if panels > 0 && depth > 0 {
             let dst = data.reserve::<T>(panels * spec.nr * depth);
-            let b = matref(&b);
-            for q in 0..panels {
-                let c0 = q * spec.nr;
-                // SAFETY: columns c0.. (at most NR of them) of the live view; panel q's slot of
-                // depth·NR values lies inside the buffer reserved above.
-                unsafe {
-                    (spec.pack_b)(
-                        dst.add(q * spec.nr * depth),
-                        b.at(0, c0),
-                        depth,
-                        spec.nr.min(cols - c0),
-                    )
-                };
-            }
+            // SAFETY: the buffer was just reserved for every panel of this view.
+            unsafe { pack_rhs(spec, dst, &b) };
         }
         PackedRhs {
             spec,
@@ -353,19 +363,8 @@ pub fn gemm_prepacked<'a, 'b, T: Element>(
         Rhs::View(view) => {
             let panels = n.div_ceil(spec.nr);
             with_buffer::<T, _>(&B_BUFFER, panels * spec.nr * k, |dst| {
-                let src = matref(&view);
-                for q in 0..panels {
-                    let c0 = q * spec.nr;
-                    // SAFETY: as in `PackedRhs::new`, into this thread's buffer of that size.
-                    unsafe {
-                        (spec.pack_b)(
-                            dst.add(q * spec.nr * k),
-                            src.at(0, c0),
-                            k,
-                            spec.nr.min(n - c0),
-                        )
-                    };
-                }
+                // SAFETY: this thread's buffer has room for every panel of the view.
+                unsafe { pack_rhs(spec, dst, &view) };
                 run(apack, a_stride, dst, k)
             })
         }

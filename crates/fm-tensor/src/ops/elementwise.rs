@@ -148,26 +148,23 @@ fn map_chunk_dispatch<T: Copy>(
 ) {
     #[cfg(target_arch = "x86_64")]
     {
-        #[target_feature(enable = "avx512f")]
-        unsafe fn avx512<T: Copy>(
-            out: &mut [T],
-            a: &[T],
-            b: &[T],
-            c: &[T],
-            f: &impl Fn(T, T, T) -> T,
-        ) {
-            map_chunk(out, a, b, c, f)
+        /// `map_chunk` compiled with the named target features, as the function `$name`.
+        macro_rules! map_chunk_for {
+            ($features:literal, $name:ident) => {
+                #[target_feature(enable = $features)]
+                unsafe fn $name<T: Copy>(
+                    out: &mut [T],
+                    a: &[T],
+                    b: &[T],
+                    c: &[T],
+                    f: &impl Fn(T, T, T) -> T,
+                ) {
+                    map_chunk(out, a, b, c, f)
+                }
+            };
         }
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn avx2<T: Copy>(
-            out: &mut [T],
-            a: &[T],
-            b: &[T],
-            c: &[T],
-            f: &impl Fn(T, T, T) -> T,
-        ) {
-            map_chunk(out, a, b, c, f)
-        }
+        map_chunk_for!("avx512f", avx512);
+        map_chunk_for!("avx2,fma", avx2);
         if std::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU reports AVX-512F.
             return unsafe { avx512(out, a, b, c, f) };

@@ -27,8 +27,10 @@
 //!
 //! The product runs on the calling thread (it is meant for blocks inside a loop that is already
 //! parallel) with the whole depth in one pass; results equal [`gemm`](super::gemm)'s bit for bit
-//! whenever the depth fits one of its depth slices (up to 1024 for f32 with AVX-512), since the
-//! same micro-kernel sees the same values in the same order.
+//! when C has contiguous rows, both m and n exceed 1 and the depth fits one of gemm's depth slices
+//! (up to 1024 for f32 with AVX-512), since the same micro-kernel then sees the same values in the
+//! same order (gemm turns a column-major C into a transposed product, and m = 1 or n = 1 into a
+//! matrix-vector one, which round differently).
 
 use std::fmt;
 

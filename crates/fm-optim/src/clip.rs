@@ -18,10 +18,12 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{check_positive, OptimError, Result};
+use crate::rule::interleaved_blocks;
 use crate::scalar::Scalar;
 
-/// Elements per chunk of the parallel norm; fixed, so the summation order is too.
-pub(crate) const NORM_CHUNK: usize = 1 << 15;
+/// Elements per chunk of the parallel norm and finiteness check (1 MiB of `f32`: long enough for the
+/// four read streams of a chunk to reach full speed); fixed, so the summation order is too.
+pub(crate) const NORM_CHUNK: usize = 1 << 18;
 
 /// Gradient clipping settings (both off by default).
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
@@ -106,42 +108,52 @@ pub(crate) fn clamp_abs<T: Scalar>(x: T, bound: T) -> T {
 const LANES: usize = 8;
 
 /// Sum of squares of `clamp(g)` over one chunk (in `f64`, eight lanes combined in a fixed order), and
-/// whether every element was finite.
+/// whether every element was finite. The chunk is read as four interleaved streams (see
+/// [`interleaved_blocks`]), which keeps more memory reads in flight than one.
 #[inline(always)]
 fn chunk_sum_sq_body<T: Scalar>(g: &[T], bound: T) -> (f64, bool) {
     let mut sum = [0.0f64; LANES];
-    let mut finite = [true; LANES];
-    let chunks = g.chunks_exact(LANES);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for i in 0..LANES {
-            finite[i] &= c[i].is_finite();
-            let v = clamp_abs(c[i], bound).to_f64_lossless();
-            sum[i] += v * v;
+    // `x · 0` is ±0 for a finite x and NaN for ±inf or NaN, and a NaN stays in a lane's sum.
+    let mut non_finite = [T::zero(); LANES];
+    let mut rest_sum = 0.0;
+    for range in interleaved_blocks::<4>(g.len()) {
+        let chunks = g[range].chunks_exact(LANES);
+        for &v in chunks.remainder() {
+            non_finite[0] = non_finite[0] + v * T::zero();
+            let c = clamp_abs(v, bound).to_f64_lossless();
+            rest_sum += c * c;
+        }
+        for c in chunks {
+            for i in 0..LANES {
+                non_finite[i] = non_finite[i] + c[i] * T::zero();
+                let v = clamp_abs(c[i], bound).to_f64_lossless();
+                sum[i] += v * v;
+            }
         }
     }
-    let mut total = sum.iter().sum::<f64>();
-    let mut all_finite = finite.iter().all(|&f| f);
-    for &v in rest {
-        all_finite &= v.is_finite();
-        let c = clamp_abs(v, bound).to_f64_lossless();
-        total += c * c;
-    }
-    (total, all_finite)
+    let total = sum.iter().sum::<f64>() + rest_sum;
+    (total, non_finite.iter().all(|&x| x == T::zero()))
 }
 
-/// Whether every element of a chunk is finite (the check alone, when no norm is needed).
+/// Whether every element of a chunk is finite (the check alone, when no norm is needed), reading it
+/// as four interleaved streams.
 #[inline(always)]
 fn chunk_finite_body<T: Scalar>(g: &[T]) -> bool {
-    let mut finite = [true; LANES];
-    let chunks = g.chunks_exact(LANES);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for i in 0..LANES {
-            finite[i] &= c[i].is_finite();
+    const WIDE: usize = 2 * LANES;
+    // As above: a lane's sum of `x · 0` is 0 exactly when all its elements were finite.
+    let mut non_finite = [T::zero(); WIDE];
+    for range in interleaved_blocks::<4>(g.len()) {
+        let chunks = g[range].chunks_exact(WIDE);
+        for &v in chunks.remainder() {
+            non_finite[0] = non_finite[0] + v * T::zero();
+        }
+        for c in chunks {
+            for i in 0..WIDE {
+                non_finite[i] = non_finite[i] + c[i] * T::zero();
+            }
         }
     }
-    finite.iter().all(|&f| f) && rest.iter().all(|v| v.is_finite())
+    non_finite.iter().all(|&x| x == T::zero())
 }
 
 crate::rule::multiversion! {
@@ -272,8 +284,48 @@ mod tests {
     }
 
     #[test]
+    fn non_finite_values_are_found_in_every_stream_and_the_tail() {
+        // Lengths around the interleaved blocks' edges (4 streams of 64-element blocks, a tail).
+        for len in [1usize, 7, 8, 63, 64, 255, 256, 257, 1000, 4099] {
+            let g: Vec<f32> = (0..len).map(|i| ((i % 13) as f32 - 6.0) * 0.25).collect();
+            let naive: f64 = g.iter().map(|&v| (v as f64) * (v as f64)).sum();
+            let (sum, finite) = chunk_sum_sq(&g, f32::INFINITY, true);
+            assert!(
+                finite && (sum - naive).abs() <= 1e-12 * naive.max(1.0),
+                "{len}"
+            );
+            assert!(chunk_sum_sq(&g, f32::INFINITY, false).1, "{len}");
+            let positions = [
+                0,
+                len / 4,
+                len / 2,
+                3 * len / 4,
+                len.saturating_sub(9),
+                len - 1,
+            ];
+            for pos in positions {
+                for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                    let mut h = g.clone();
+                    h[pos] = bad;
+                    assert!(
+                        !chunk_sum_sq(&h, f32::INFINITY, false).1,
+                        "{len} {pos} {bad}"
+                    );
+                    // Clamping by value turns ±inf into the bound but still reports it.
+                    assert!(!chunk_sum_sq(&h, 1.0, true).1, "{len} {pos} {bad}");
+                }
+            }
+        }
+        // Clamped sum of squares: every element counts at most bound².
+        let g = vec![3.0f64; 1000];
+        assert_eq!(chunk_sum_sq(&g, 2.0, true), (4000.0, true));
+    }
+
+    #[test]
     fn large_norms_are_deterministic_across_threads() {
-        let g = ArrayD::from_shape_fn(IxDyn(&[300_001]), |i| ((i[0] * 7919) % 1000) as f32 * 1e-3);
+        let g = ArrayD::from_shape_fn(IxDyn(&[1_000_003]), |i| {
+            ((i[0] * 7919) % 1000) as f32 * 1e-3
+        });
         let run = |threads| {
             rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)

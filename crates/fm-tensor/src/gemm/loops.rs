@@ -174,6 +174,7 @@ pub(crate) unsafe fn gemm_blocked<T: Element>(
                                 let tile = MicroTile {
                                     kc,
                                     a: apack.add(ir * kc),
+                                    rsa: 0,
                                     b: bpanel,
                                     c: c.at(ic + ir, jc + col),
                                     rsc: c.rs,

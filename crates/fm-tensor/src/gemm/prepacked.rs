@@ -6,7 +6,9 @@
 //! weight against many small batches — that copy is repeated for nothing: in fm-attention's fused
 //! kernels it was a quarter of the time. Pack such a block once with [`PackedLhs::new`] or
 //! [`PackedRhs::new`] and pass it to [`gemm_prepacked`] as often as needed; the other operand may
-//! be a plain view, packed on the fly as usual.
+//! be a plain view, packed on the fly as usual — except a left operand with contiguous rows that
+//! meets at most four B micro-panels (N ≤ 128 for f32 on AVX-512), which the micro-kernel reads in
+//! place: packing it would copy all of A to serve only that many passes.
 //!
 //! ```
 //! use fm_tensor::gemm::{gemm, gemm_prepacked, PackedRhs};
@@ -38,7 +40,7 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 
 use super::check_product;
 use super::dispatch::selected_kernel;
-use super::kernels::{KernelSpec, MicroTile};
+use super::kernels::{KernelSpec, MicroKernelFn, MicroTile};
 use super::pack::{with_buffer, MatRef, PackBuffer, A_BUFFER, B_BUFFER};
 use crate::element::Element;
 use crate::error::{Result, TensorError};
@@ -334,7 +336,13 @@ pub fn gemm_prepacked<'a, 'b, T: Element>(
     let c_ptr = c.as_mut_ptr();
     // A packed operand's micro-panels hold its full depth; a leading corner uses the first `k`
     // steps of each, so panels are `stride` steps apart.
-    let run = |apack: *const T, a_stride: usize, bpack: *const T, b_stride: usize| {
+    // `a_stride`: elements between consecutive rows' data — a packed panel's depth (its panels are
+    // `MR·a_stride` apart), or the row stride of an A read in place by `micro_rows_a`.
+    let run = |kernel: MicroKernelFn<T>,
+               apack: *const T,
+               a_stride: usize,
+               bpack: *const T,
+               b_stride: usize| {
         let (mr, nr) = (spec.mr, spec.nr);
         for q in 0..n.div_ceil(nr) {
             let col = q * nr;
@@ -346,6 +354,7 @@ pub fn gemm_prepacked<'a, 'b, T: Element>(
                     let tile = MicroTile {
                         kc: k,
                         a: apack.add(ir * a_stride),
+                        rsa: a_stride as isize,
                         b: bpack.add(col * b_stride),
                         c: c_ptr.offset(ir as isize * rs + col as isize * cs),
                         rsc: rs,
@@ -355,34 +364,59 @@ pub fn gemm_prepacked<'a, 'b, T: Element>(
                         alpha,
                         beta,
                     };
-                    (spec.micro)(&tile);
+                    kernel(&tile);
                 }
             }
         }
     };
-    let with_b = |apack: *const T, a_stride: usize| match b {
-        Rhs::Packed(pb) => run(apack, a_stride, pb.packed.data.as_ptr(), pb.packed.depth),
+    let with_b = |kernel: MicroKernelFn<T>, apack: *const T, a_stride: usize| match b {
+        Rhs::Packed(pb) => run(
+            kernel,
+            apack,
+            a_stride,
+            pb.packed.data.as_ptr(),
+            pb.packed.depth,
+        ),
         Rhs::View(view) => {
             let panels = n.div_ceil(spec.nr);
             with_buffer::<T, _>(&B_BUFFER, panels * spec.nr * k, |dst| {
                 // SAFETY: this thread's buffer has room for every panel of the view.
                 unsafe { pack_rhs(spec, dst, &view) };
-                run(apack, a_stride, dst, k)
+                run(kernel, apack, a_stride, dst, k)
             })
         }
     };
     match a {
-        Lhs::Packed(pa) => with_b(pa.packed.data.as_ptr(), pa.packed.depth),
+        Lhs::Packed(pa) => with_b(spec.micro, pa.packed.data.as_ptr(), pa.packed.depth),
+        Lhs::View(view) if read_in_place(spec, &view, n) => {
+            let micro_rows_a = spec.micro_rows_a.expect("checked by read_in_place");
+            // Rows `ir..` start `ir·rsa` elements in (a_stride = rsa): the kernel reads them there.
+            with_b(micro_rows_a, view.as_ptr(), view.strides()[0] as usize)
+        }
         Lhs::View(view) => {
             with_buffer::<T, _>(&A_BUFFER, m.div_ceil(spec.mr) * spec.mr * k, |dst| {
                 // SAFETY: as in `PackedLhs::new`, into this thread's buffer of that size.
                 unsafe { (spec.pack_a)(dst, matref(&view), m, k) };
-                with_b(dst, k)
+                with_b(spec.micro, dst, k)
             })
         }
     }
     Ok(())
 }
+
+/// Whether a plain left operand is multiplied in place rather than packed: its rows are contiguous
+/// (unit column stride, non-negative row stride), the kernel family can read it so, and few B
+/// panels meet it — packing reads and writes all of A to serve only that many passes over it.
+fn read_in_place<T: Element>(spec: &KernelSpec<T>, a: &ArrayView2<'_, T>, n: usize) -> bool {
+    let (rs, cs) = (a.strides()[0], a.strides()[1]);
+    spec.micro_rows_a.is_some()
+        && (cs == 1 || a.ncols() == 1)
+        && rs >= 0
+        && n.div_ceil(spec.nr) <= IN_PLACE_MAX_PANELS
+}
+
+/// Most B panels for which a plain, row-major A is read in place (see [`read_in_place`]).
+const IN_PLACE_MAX_PANELS: usize = 4;
 
 #[cfg(test)]
 mod tests {

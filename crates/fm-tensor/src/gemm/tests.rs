@@ -494,3 +494,78 @@ fn kernel_tables_match_their_family() {
         }
     }
 }
+
+/// Every family's in-place-A micro-kernel gives the packed kernel's bits, for every row count of
+/// the tile, partial columns, odd depths, a row stride wider than the depth, and α/β variants.
+fn rows_a_kernel_equals_packed<T: Element>() {
+    use crate::gemm::kernels::MicroTile;
+    use crate::gemm::pack::MatRef;
+    for kernel in GemmKernel::available() {
+        let spec = <T as sealed::Sealed>::kernel_spec(kernel).unwrap();
+        let Some(rows_a) = spec.micro_rows_a else {
+            continue;
+        };
+        let (mr, nr) = (spec.mr, spec.nr);
+        for k in [1, 2, 17, 64, 67] {
+            let lda = k + 3;
+            let a = random::<T>(mr, lda, 7);
+            let b = random::<T>(k, nr, 8);
+            let mut apack = vec![T::zero(); mr * k];
+            let mut bpack = vec![T::zero(); nr * k];
+            let a_ref = MatRef {
+                ptr: a.as_ptr(),
+                rs: lda as isize,
+                cs: 1,
+            };
+            let b_ref = MatRef {
+                ptr: b.as_ptr(),
+                rs: nr as isize,
+                cs: 1,
+            };
+            // SAFETY: the buffers hold one A micro-panel (MR × k) and one B micro-panel (k × NR).
+            unsafe {
+                (spec.pack_a)(apack.as_mut_ptr(), a_ref, mr, k);
+                (spec.pack_b)(bpack.as_mut_ptr(), b_ref, k, nr);
+            }
+            for rows in 1..=mr {
+                for cols in [1, nr / 2 + 1, nr] {
+                    for (alpha, beta) in [(1.0, 0.0), (0.5, 1.0), (1.0, -2.0)] {
+                        let c0 = random::<T>(mr, nr, 9);
+                        let (mut want, mut got) = (c0.clone(), c0.clone());
+                        let tile = |a: *const T, rsa: isize, c: *mut T| MicroTile {
+                            kc: k,
+                            a,
+                            rsa,
+                            b: bpack.as_ptr(),
+                            c,
+                            rsc: nr as isize,
+                            csc: 1,
+                            rows,
+                            cols,
+                            alpha: T::from_f64_lossy(alpha),
+                            beta: T::from_f64_lossy(beta),
+                        };
+                        // SAFETY: panels and tiles as described above; the CPU has `kernel`.
+                        unsafe {
+                            (spec.micro)(&tile(apack.as_ptr(), 0, want.as_mut_ptr()));
+                            rows_a(&tile(a.as_ptr(), lda as isize, got.as_mut_ptr()));
+                        }
+                        assert!(
+                            want.iter()
+                                .zip(&got)
+                                .all(|(w, g)| w.to_f64_lossless().to_bits()
+                                    == g.to_f64_lossless().to_bits()),
+                            "{kernel} rows {rows} cols {cols} k {k} alpha {alpha} beta {beta}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn rows_a_kernels_equal_packed_kernels() {
+    rows_a_kernel_equals_packed::<f32>();
+    rows_a_kernel_equals_packed::<f64>();
+}

@@ -156,7 +156,19 @@ unsafe impl SimdVec<f64> for F64x8 {
 unsafe fn micro_f32(tile: &MicroTile<f32>) {
     // SAFETY: forwarded contract; `rows` is in 1..=MR.
     unsafe {
-        with_const_rows!(tile.rows, |R| tile_body::<f32, F32x16, MR, R, NV>(tile), [1 2 3 4 5 6 7 8 9 10 11 12 13 14])
+        with_const_rows!(tile.rows, |R| tile_body::<f32, F32x16, MR, R, NV, true>(tile), [1 2 3 4 5 6 7 8 9 10 11 12 13 14])
+    }
+}
+
+/// f32 micro-kernel, 14×32, reading A in place (see `KernelSpec::micro_rows_a`).
+///
+/// # Safety
+/// See [`super::MicroKernelFn`]; the CPU has AVX-512F.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn micro_rows_a_f32(tile: &MicroTile<f32>) {
+    // SAFETY: forwarded contract; `rows` is in 1..=MR.
+    unsafe {
+        with_const_rows!(tile.rows, |R| tile_body::<f32, F32x16, MR, R, NV, false>(tile), [1 2 3 4 5 6 7 8 9 10 11 12 13 14])
     }
 }
 
@@ -168,7 +180,19 @@ unsafe fn micro_f32(tile: &MicroTile<f32>) {
 unsafe fn micro_f64(tile: &MicroTile<f64>) {
     // SAFETY: forwarded contract; `rows` is in 1..=MR.
     unsafe {
-        with_const_rows!(tile.rows, |R| tile_body::<f64, F64x8, MR, R, NV>(tile), [1 2 3 4 5 6 7 8 9 10 11 12 13 14])
+        with_const_rows!(tile.rows, |R| tile_body::<f64, F64x8, MR, R, NV, true>(tile), [1 2 3 4 5 6 7 8 9 10 11 12 13 14])
+    }
+}
+
+/// f64 micro-kernel, 14×16, reading A in place (see `KernelSpec::micro_rows_a`).
+///
+/// # Safety
+/// See [`super::MicroKernelFn`]; the CPU has AVX-512F.
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn micro_rows_a_f64(tile: &MicroTile<f64>) {
+    // SAFETY: forwarded contract; `rows` is in 1..=MR.
+    unsafe {
+        with_const_rows!(tile.rows, |R| tile_body::<f64, F64x8, MR, R, NV, false>(tile), [1 2 3 4 5 6 7 8 9 10 11 12 13 14])
     }
 }
 
@@ -512,6 +536,7 @@ pub(crate) static F32: KernelSpec<f32> = KernelSpec {
     mc: MR * 8,
     nc: 4096,
     micro: micro_f32,
+    micro_rows_a: Some(micro_rows_a_f32),
     pack_a: pack_a_f32,
     pack_b: pack_b_f32,
     gemv_rows: gemv_rows_f32,
@@ -528,6 +553,7 @@ pub(crate) static F64: KernelSpec<f64> = KernelSpec {
     mc: MR * 8,
     nc: 2048,
     micro: micro_f64,
+    micro_rows_a: Some(micro_rows_a_f64),
     pack_a: pack_a_f64,
     pack_b: pack_b_f64,
     gemv_rows: gemv_rows_f64,

@@ -39,8 +39,11 @@ use super::pack::MatRef;
 pub struct MicroTile<T> {
     /// Depth of the product (number of packed steps), at least 1.
     pub kc: usize,
-    /// Packed A micro-panel: `kc` steps of `MR` values.
+    /// Packed A micro-panel: `kc` steps of `MR` values. For [`KernelSpec::micro_rows_a`]: the
+    /// tile's first row of a plain A with unit column stride instead.
     pub a: *const T,
+    /// Row stride of that plain A (elements); not used by the packed kernels.
+    pub rsa: isize,
     /// Packed B micro-panel: `kc` steps of `NR` values, zero-padded past `cols`.
     pub b: *const T,
     /// Top-left element of the C tile.
@@ -126,6 +129,10 @@ pub struct KernelSpec<T> {
     pub nc: usize,
     /// The micro-kernel.
     pub micro: MicroKernelFn<T>,
+    /// The same micro-kernel reading A unpacked, from rows with unit column stride `tile.rsa`
+    /// elements apart — for a small A met by few B panels, where packing would cost as much as the
+    /// product (where the family has one).
+    pub micro_rows_a: Option<MicroKernelFn<T>>,
     /// Packing of A blocks into this kernel's micro-panels.
     pub pack_a: PackAFn<T>,
     /// Packing of B micro-panels.
@@ -172,7 +179,9 @@ pub(crate) unsafe trait SimdVec<T: Copy>: Copy {
     unsafe fn prefetch(_p: *const T) {}
 }
 
-/// The register-tile body: `ROWS × (NV·LANES)` accumulators, A micro-panel stride `MRP` per step.
+/// The register-tile body: `ROWS × (NV·LANES)` accumulators. With `PACKED_A`, A is a packed
+/// micro-panel of stride `MRP` per step; without, A's `ROWS` rows are read in place (unit column
+/// stride, `tile.rsa` apart). Both run the same operations in the same order: same bits.
 ///
 /// `ROWS < MRP` serves the bottom edge of a block without computing padded rows.
 ///
@@ -186,6 +195,7 @@ pub(crate) unsafe fn tile_body<
     const MRP: usize,
     const ROWS: usize,
     const NV: usize,
+    const PACKED_A: bool,
 >(
     tile: &MicroTile<T>,
 ) {
@@ -203,9 +213,18 @@ pub(crate) unsafe fn tile_body<
         let mut a = tile.a;
         let mut b = tile.b;
         // The first step initialises the accumulators (no zeroing pass; kc ≥ 1).
+        // Row i of A at the current step.
+        let a_row = |a: *const T, i: usize| {
+            if PACKED_A {
+                a.add(i)
+            } else {
+                a.offset(i as isize * tile.rsa)
+            }
+        };
+        let a_step = if PACKED_A { MRP } else { 1 };
         let bv: [V; NV] = std::array::from_fn(|j| V::load(b.add(j * lanes)));
         let mut acc: [[V; NV]; ROWS] = std::array::from_fn(|i| {
-            let av = V::splat(*a.add(i));
+            let av = V::splat(*a_row(a, i));
             std::array::from_fn(|j| V::mul(av, bv[j]))
         });
         // B's cache lines `B_PREFETCH_STEPS` steps ahead (past the panel's end near its end: a
@@ -213,14 +232,14 @@ pub(crate) unsafe fn tile_body<
         let line = 64 / std::mem::size_of::<T>();
         let ahead = B_PREFETCH_STEPS * nr;
         for _ in 1..tile.kc {
-            a = a.add(MRP);
+            a = a.add(a_step);
             b = b.add(nr);
             for offset in (0..nr).step_by(line) {
                 V::prefetch(b.wrapping_add(ahead + offset));
             }
             let bv: [V; NV] = std::array::from_fn(|j| V::load(b.add(j * lanes)));
             for i in 0..ROWS {
-                let av = V::splat(*a.add(i));
+                let av = V::splat(*a_row(a, i));
                 for j in 0..NV {
                     acc[i][j] = V::mul_add(av, bv[j], acc[i][j]);
                 }

@@ -175,6 +175,7 @@ pub(crate) unsafe fn gemm_blocked<T: Element>(
                                     kc,
                                     a: apack.add(ir * kc),
                                     rsa: 0,
+                                    csa: 0,
                                     b: bpanel,
                                     c: c.at(ic + ir, jc + col),
                                     rsc: c.rs,

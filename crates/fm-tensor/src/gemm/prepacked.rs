@@ -6,9 +6,9 @@
 //! weight against many small batches — that copy is repeated for nothing: in fm-attention's fused
 //! kernels it was a quarter of the time. Pack such a block once with [`PackedLhs::new`] or
 //! [`PackedRhs::new`] and pass it to [`gemm_prepacked`] as often as needed; the other operand may
-//! be a plain view, packed on the fly as usual — except a left operand with contiguous rows that
-//! meets at most four B micro-panels (N ≤ 128 for f32 on AVX-512), which the micro-kernel reads in
-//! place: packing it would copy all of A to serve only that many passes.
+//! be a plain view, packed on the fly as usual — except a left operand with contiguous rows or
+//! columns that meets at most four B micro-panels (N ≤ 128 for f32 on AVX-512), which the
+//! micro-kernel reads in place: packing it would copy all of A to serve only that many passes.
 //!
 //! ```
 //! use fm_tensor::gemm::{gemm, gemm_prepacked, PackedRhs};
@@ -335,12 +335,12 @@ pub fn gemm_prepacked<'a, 'b, T: Element>(
     let (rs, cs) = (c.strides()[0], c.strides()[1]);
     let c_ptr = c.as_mut_ptr();
     // A packed operand's micro-panels hold its full depth; a leading corner uses the first `k`
-    // steps of each, so panels are `stride` steps apart.
-    // `a_stride`: elements between consecutive rows' data — a packed panel's depth (its panels are
-    // `MR·a_stride` apart), or the row stride of an A read in place by `micro_rows_a`.
+    // steps of each, so panels are `stride` steps apart. For an A read in place by
+    // `micro_unpacked_a`, `a_stride` is its row stride and `a_cs` its column stride (else unused).
     let run = |kernel: MicroKernelFn<T>,
                apack: *const T,
                a_stride: usize,
+               a_cs: isize,
                bpack: *const T,
                b_stride: usize| {
         let (mr, nr) = (spec.mr, spec.nr);
@@ -355,6 +355,7 @@ pub fn gemm_prepacked<'a, 'b, T: Element>(
                         kc: k,
                         a: apack.add(ir * a_stride),
                         rsa: a_stride as isize,
+                        csa: a_cs,
                         b: bpack.add(col * b_stride),
                         c: c_ptr.offset(ir as isize * rs + col as isize * cs),
                         rsc: rs,
@@ -369,11 +370,12 @@ pub fn gemm_prepacked<'a, 'b, T: Element>(
             }
         }
     };
-    let with_b = |kernel: MicroKernelFn<T>, apack: *const T, a_stride: usize| match b {
+    let with_b = |kernel: MicroKernelFn<T>, apack: *const T, a_stride: usize, a_cs: isize| match b {
         Rhs::Packed(pb) => run(
             kernel,
             apack,
             a_stride,
+            a_cs,
             pb.packed.data.as_ptr(),
             pb.packed.depth,
         ),
@@ -382,40 +384,43 @@ pub fn gemm_prepacked<'a, 'b, T: Element>(
             with_buffer::<T, _>(&B_BUFFER, panels * spec.nr * k, |dst| {
                 // SAFETY: this thread's buffer has room for every panel of the view.
                 unsafe { pack_rhs(spec, dst, &view) };
-                run(kernel, apack, a_stride, dst, k)
+                run(kernel, apack, a_stride, a_cs, dst, k)
             })
         }
     };
     match a {
-        Lhs::Packed(pa) => with_b(spec.micro, pa.packed.data.as_ptr(), pa.packed.depth),
+        Lhs::Packed(pa) => with_b(spec.micro, pa.packed.data.as_ptr(), pa.packed.depth, 0),
         Lhs::View(view) if read_in_place(spec, &view, n) => {
-            let micro_rows_a = spec.micro_rows_a.expect("checked by read_in_place");
-            // Rows `ir..` start `ir·rsa` elements in (a_stride = rsa): the kernel reads them there.
-            with_b(micro_rows_a, view.as_ptr(), view.strides()[0] as usize)
+            let micro_unpacked_a = spec.micro_unpacked_a.expect("checked by read_in_place");
+            // Rows `ir..` start `ir·rs` elements in: the kernel reads them there.
+            let (rs, cs) = (view.strides()[0], view.strides()[1]);
+            with_b(micro_unpacked_a, view.as_ptr(), rs as usize, cs)
         }
         Lhs::View(view) => {
             with_buffer::<T, _>(&A_BUFFER, m.div_ceil(spec.mr) * spec.mr * k, |dst| {
                 // SAFETY: as in `PackedLhs::new`, into this thread's buffer of that size.
                 unsafe { (spec.pack_a)(dst, matref(&view), m, k) };
-                with_b(spec.micro, dst, k)
+                with_b(spec.micro, dst, k, 0)
             })
         }
     }
     Ok(())
 }
 
-/// Whether a plain left operand is multiplied in place rather than packed: its rows are contiguous
-/// (unit column stride, non-negative row stride), the kernel family can read it so, and few B
+/// Whether a plain left operand is multiplied in place rather than packed: its rows or its columns
+/// are contiguous (the other stride non-negative), the kernel family can read it so, and few B
 /// panels meet it — packing reads and writes all of A to serve only that many passes over it.
 fn read_in_place<T: Element>(spec: &KernelSpec<T>, a: &ArrayView2<'_, T>, n: usize) -> bool {
     let (rs, cs) = (a.strides()[0], a.strides()[1]);
-    spec.micro_rows_a.is_some()
-        && (cs == 1 || a.ncols() == 1)
+    spec.micro_unpacked_a.is_some()
         && rs >= 0
+        && cs >= 0
+        && (rs == 1 || cs == 1)
         && n.div_ceil(spec.nr) <= IN_PLACE_MAX_PANELS
 }
 
-/// Most B panels for which a plain, row-major A is read in place (see [`read_in_place`]).
+/// Most B panels for which a plain A with contiguous rows or columns is read in place (see
+/// [`read_in_place`]).
 const IN_PLACE_MAX_PANELS: usize = 4;
 
 #[cfg(test)]

@@ -495,14 +495,15 @@ fn kernel_tables_match_their_family() {
     }
 }
 
-/// Every family's in-place-A micro-kernel gives the packed kernel's bits, for every row count of
-/// the tile, partial columns, odd depths, a row stride wider than the depth, and α/β variants.
-fn rows_a_kernel_equals_packed<T: Element>() {
+/// Every family's in-place-A micro-kernel gives the packed kernel's bits, reading A row-major and
+/// column-major (leading dimension wider than needed), for every row count of the tile, partial
+/// columns, odd depths and α/β variants.
+fn unpacked_a_kernel_equals_packed<T: Element>() {
     use crate::gemm::kernels::MicroTile;
     use crate::gemm::pack::MatRef;
     for kernel in GemmKernel::available() {
         let spec = <T as sealed::Sealed>::kernel_spec(kernel).unwrap();
-        let Some(rows_a) = spec.micro_rows_a else {
+        let Some(unpacked_a) = spec.micro_unpacked_a else {
             continue;
         };
         let (mr, nr) = (spec.mr, spec.nr);
@@ -510,6 +511,13 @@ fn rows_a_kernel_equals_packed<T: Element>() {
             let lda = k + 3;
             let a = random::<T>(mr, lda, 7);
             let b = random::<T>(k, nr, 8);
+            // The same A stored column-major: element (i, s) at s·(mr + 3) + i.
+            let mut a_cm = Array2::<T>::zeros((k, mr + 3));
+            for i in 0..mr {
+                for step in 0..k {
+                    a_cm[[step, i]] = a[[i, step]];
+                }
+            }
             let mut apack = vec![T::zero(); mr * k];
             let mut bpack = vec![T::zero(); nr * k];
             let a_ref = MatRef {
@@ -531,11 +539,12 @@ fn rows_a_kernel_equals_packed<T: Element>() {
                 for cols in [1, nr / 2 + 1, nr] {
                     for (alpha, beta) in [(1.0, 0.0), (0.5, 1.0), (1.0, -2.0)] {
                         let c0 = random::<T>(mr, nr, 9);
-                        let (mut want, mut got) = (c0.clone(), c0.clone());
-                        let tile = |a: *const T, rsa: isize, c: *mut T| MicroTile {
+                        let (mut want, mut got, mut got_cm) = (c0.clone(), c0.clone(), c0.clone());
+                        let tile = |a: *const T, rsa: isize, csa: isize, c: *mut T| MicroTile {
                             kc: k,
                             a,
                             rsa,
+                            csa,
                             b: bpack.as_ptr(),
                             c,
                             rsc: nr as isize,
@@ -547,16 +556,19 @@ fn rows_a_kernel_equals_packed<T: Element>() {
                         };
                         // SAFETY: panels and tiles as described above; the CPU has `kernel`.
                         unsafe {
-                            (spec.micro)(&tile(apack.as_ptr(), 0, want.as_mut_ptr()));
-                            rows_a(&tile(a.as_ptr(), lda as isize, got.as_mut_ptr()));
+                            (spec.micro)(&tile(apack.as_ptr(), 0, 0, want.as_mut_ptr()));
+                            unpacked_a(&tile(a.as_ptr(), lda as isize, 1, got.as_mut_ptr()));
+                            let ld_cm = (mr + 3) as isize;
+                            unpacked_a(&tile(a_cm.as_ptr(), 1, ld_cm, got_cm.as_mut_ptr()));
                         }
-                        assert!(
-                            want.iter()
-                                .zip(&got)
-                                .all(|(w, g)| w.to_f64_lossless().to_bits()
-                                    == g.to_f64_lossless().to_bits()),
-                            "{kernel} rows {rows} cols {cols} k {k} alpha {alpha} beta {beta}"
-                        );
+                        for (layout, got) in [("row-major", &got), ("column-major", &got_cm)] {
+                            assert!(
+                                want.iter().zip(got.iter()).all(|(w, g)| {
+                                    w.to_f64_lossless().to_bits() == g.to_f64_lossless().to_bits()
+                                }),
+                                "{kernel} {layout} rows {rows} cols {cols} k {k} alpha {alpha} beta {beta}"
+                            );
+                        }
                     }
                 }
             }
@@ -565,7 +577,7 @@ fn rows_a_kernel_equals_packed<T: Element>() {
 }
 
 #[test]
-fn rows_a_kernels_equal_packed_kernels() {
-    rows_a_kernel_equals_packed::<f32>();
-    rows_a_kernel_equals_packed::<f64>();
+fn unpacked_a_kernels_equal_packed_kernels() {
+    unpacked_a_kernel_equals_packed::<f32>();
+    unpacked_a_kernel_equals_packed::<f64>();
 }

@@ -39,11 +39,13 @@ use super::pack::MatRef;
 pub struct MicroTile<T> {
     /// Depth of the product (number of packed steps), at least 1.
     pub kc: usize,
-    /// Packed A micro-panel: `kc` steps of `MR` values. For [`KernelSpec::micro_rows_a`]: the
-    /// tile's first row of a plain A with unit column stride instead.
+    /// Packed A micro-panel: `kc` steps of `MR` values. For [`KernelSpec::micro_unpacked_a`]: the
+    /// tile's first element in a plain A instead.
     pub a: *const T,
     /// Row stride of that plain A (elements); not used by the packed kernels.
     pub rsa: isize,
+    /// Column stride of that plain A (elements); not used by the packed kernels.
+    pub csa: isize,
     /// Packed B micro-panel: `kc` steps of `NR` values, zero-padded past `cols`.
     pub b: *const T,
     /// Top-left element of the C tile.
@@ -129,10 +131,10 @@ pub struct KernelSpec<T> {
     pub nc: usize,
     /// The micro-kernel.
     pub micro: MicroKernelFn<T>,
-    /// The same micro-kernel reading A unpacked, from rows with unit column stride `tile.rsa`
-    /// elements apart — for a small A met by few B panels, where packing would cost as much as the
-    /// product (where the family has one).
-    pub micro_rows_a: Option<MicroKernelFn<T>>,
+    /// The same micro-kernel reading A unpacked, in place at its strides `tile.rsa`, `tile.csa` —
+    /// for a small A met by few B panels, where packing would cost a good part of the product
+    /// (where the family has one).
+    pub micro_unpacked_a: Option<MicroKernelFn<T>>,
     /// Packing of A blocks into this kernel's micro-panels.
     pub pack_a: PackAFn<T>,
     /// Packing of B micro-panels.
@@ -180,8 +182,8 @@ pub(crate) unsafe trait SimdVec<T: Copy>: Copy {
 }
 
 /// The register-tile body: `ROWS × (NV·LANES)` accumulators. With `PACKED_A`, A is a packed
-/// micro-panel of stride `MRP` per step; without, A's `ROWS` rows are read in place (unit column
-/// stride, `tile.rsa` apart). Both run the same operations in the same order: same bits.
+/// micro-panel of stride `MRP` per step; without, A is read in place at its strides `tile.rsa`
+/// and `tile.csa`. Both run the same operations in the same order: same bits.
 ///
 /// `ROWS < MRP` serves the bottom edge of a block without computing padded rows.
 ///
@@ -221,7 +223,7 @@ pub(crate) unsafe fn tile_body<
                 a.offset(i as isize * tile.rsa)
             }
         };
-        let a_step = if PACKED_A { MRP } else { 1 };
+        let a_step = if PACKED_A { MRP as isize } else { tile.csa };
         let bv: [V; NV] = std::array::from_fn(|j| V::load(b.add(j * lanes)));
         let mut acc: [[V; NV]; ROWS] = std::array::from_fn(|i| {
             let av = V::splat(*a_row(a, i));
@@ -232,7 +234,7 @@ pub(crate) unsafe fn tile_body<
         let line = 64 / std::mem::size_of::<T>();
         let ahead = B_PREFETCH_STEPS * nr;
         for _ in 1..tile.kc {
-            a = a.add(a_step);
+            a = a.offset(a_step);
             b = b.add(nr);
             for offset in (0..nr).step_by(line) {
                 V::prefetch(b.wrapping_add(ahead + offset));

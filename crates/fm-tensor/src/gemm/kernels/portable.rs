@@ -123,11 +123,11 @@ unsafe fn micro_f32(tile: &MicroTile<f32>) {
     }
 }
 
-/// f32 micro-kernel, 6×8, reading A in place (see `KernelSpec::micro_rows_a`).
+/// f32 micro-kernel, 6×8, reading A in place (see `KernelSpec::micro_unpacked_a`).
 ///
 /// # Safety
 /// See [`super::MicroKernelFn`].
-unsafe fn micro_rows_a_f32(tile: &MicroTile<f32>) {
+unsafe fn micro_unpacked_a_f32(tile: &MicroTile<f32>) {
     // SAFETY: forwarded contract; `rows` is in 1..=MR.
     unsafe {
         with_const_rows!(tile.rows, |R| tile_body::<f32, F32x4, MR, R, NV, false>(tile), [1 2 3 4 5 6])
@@ -145,11 +145,11 @@ unsafe fn micro_f64(tile: &MicroTile<f64>) {
     }
 }
 
-/// f64 micro-kernel, 6×4, reading A in place (see `KernelSpec::micro_rows_a`).
+/// f64 micro-kernel, 6×4, reading A in place (see `KernelSpec::micro_unpacked_a`).
 ///
 /// # Safety
 /// See [`super::MicroKernelFn`].
-unsafe fn micro_rows_a_f64(tile: &MicroTile<f64>) {
+unsafe fn micro_unpacked_a_f64(tile: &MicroTile<f64>) {
     // SAFETY: forwarded contract; `rows` is in 1..=MR.
     unsafe {
         with_const_rows!(tile.rows, |R| tile_body::<f64, F64x2, MR, R, NV, false>(tile), [1 2 3 4 5 6])
@@ -201,7 +201,7 @@ pub(crate) static F32: KernelSpec<f32> = KernelSpec {
     mc: MR * 16,
     nc: 4096,
     micro: micro_f32,
-    micro_rows_a: Some(micro_rows_a_f32),
+    micro_unpacked_a: Some(micro_unpacked_a_f32),
     pack_a: pack_a::<f32>,
     pack_b: pack_b_f32,
     gemv_rows: gemv_rows_f32,
@@ -217,7 +217,7 @@ pub(crate) static F64: KernelSpec<f64> = KernelSpec {
     mc: MR * 16,
     nc: 2048,
     micro: micro_f64,
-    micro_rows_a: Some(micro_rows_a_f64),
+    micro_unpacked_a: Some(micro_unpacked_a_f64),
     pack_a: pack_a::<f64>,
     pack_b: pack_b_f64,
     gemv_rows: gemv_rows_f64,

@@ -348,8 +348,10 @@ pub fn gemm_prepacked<'a, 'b, T: Element>(
             let col = q * nr;
             for ir in (0..m).step_by(mr) {
                 // SAFETY: panel q of B starts at col·stride and holds ≥ k steps of NR values,
-                // panel ir/MR of A likewise; the tile's rows ir.. and columns col.. (clipped to m,
-                // n) lie inside the live C view, which is borrowed mutably for this call.
+                // panel ir/MR of A likewise (or, read in place, rows ir.. of the A view start
+                // ir·a_stride elements in and span k columns at a_cs); the tile's rows ir.. and
+                // columns col.. (clipped to m, n) lie inside the live C view, which is borrowed
+                // mutably for this call.
                 unsafe {
                     let tile = MicroTile {
                         kc: k,

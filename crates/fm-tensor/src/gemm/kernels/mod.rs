@@ -214,8 +214,7 @@ pub(crate) unsafe fn tile_body<
         }
         let mut a = tile.a;
         let mut b = tile.b;
-        // The first step initialises the accumulators (no zeroing pass; kc ≥ 1).
-        // Row i of A at the current step.
+        // Row i of A at the step `a` points to, and the distance to the next step.
         let a_row = |a: *const T, i: usize| {
             if PACKED_A {
                 a.add(i)
@@ -224,6 +223,7 @@ pub(crate) unsafe fn tile_body<
             }
         };
         let a_step = if PACKED_A { MRP as isize } else { tile.csa };
+        // The first step initialises the accumulators (no zeroing pass; kc ≥ 1).
         let bv: [V; NV] = std::array::from_fn(|j| V::load(b.add(j * lanes)));
         let mut acc: [[V; NV]; ROWS] = std::array::from_fn(|i| {
             let av = V::splat(*a_row(a, i));

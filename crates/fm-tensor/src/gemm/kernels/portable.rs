@@ -112,47 +112,25 @@ type F32x4 = Lanes<f32, 4>;
 /// f64: two lanes per vector.
 type F64x2 = Lanes<f64, 2>;
 
-/// f32 micro-kernel, 6×8.
+/// f32 micro-kernel, 6×8 (A packed, or read in place without `PACKED_A`).
 ///
 /// # Safety
 /// See [`super::MicroKernelFn`].
-unsafe fn micro_f32(tile: &MicroTile<f32>) {
+unsafe fn micro_f32<const PACKED_A: bool>(tile: &MicroTile<f32>) {
     // SAFETY: forwarded contract; `rows` is in 1..=MR.
     unsafe {
-        with_const_rows!(tile.rows, |R| tile_body::<f32, F32x4, MR, R, NV, true>(tile), [1 2 3 4 5 6])
+        with_const_rows!(tile.rows, |R| tile_body::<f32, F32x4, MR, R, NV, PACKED_A>(tile), [1 2 3 4 5 6])
     }
 }
 
-/// f32 micro-kernel, 6×8, reading A in place (see `KernelSpec::micro_unpacked_a`).
+/// f64 micro-kernel, 6×4 (A packed, or read in place without `PACKED_A`).
 ///
 /// # Safety
 /// See [`super::MicroKernelFn`].
-unsafe fn micro_unpacked_a_f32(tile: &MicroTile<f32>) {
+unsafe fn micro_f64<const PACKED_A: bool>(tile: &MicroTile<f64>) {
     // SAFETY: forwarded contract; `rows` is in 1..=MR.
     unsafe {
-        with_const_rows!(tile.rows, |R| tile_body::<f32, F32x4, MR, R, NV, false>(tile), [1 2 3 4 5 6])
-    }
-}
-
-/// f64 micro-kernel, 6×4.
-///
-/// # Safety
-/// See [`super::MicroKernelFn`].
-unsafe fn micro_f64(tile: &MicroTile<f64>) {
-    // SAFETY: forwarded contract; `rows` is in 1..=MR.
-    unsafe {
-        with_const_rows!(tile.rows, |R| tile_body::<f64, F64x2, MR, R, NV, true>(tile), [1 2 3 4 5 6])
-    }
-}
-
-/// f64 micro-kernel, 6×4, reading A in place (see `KernelSpec::micro_unpacked_a`).
-///
-/// # Safety
-/// See [`super::MicroKernelFn`].
-unsafe fn micro_unpacked_a_f64(tile: &MicroTile<f64>) {
-    // SAFETY: forwarded contract; `rows` is in 1..=MR.
-    unsafe {
-        with_const_rows!(tile.rows, |R| tile_body::<f64, F64x2, MR, R, NV, false>(tile), [1 2 3 4 5 6])
+        with_const_rows!(tile.rows, |R| tile_body::<f64, F64x2, MR, R, NV, PACKED_A>(tile), [1 2 3 4 5 6])
     }
 }
 
@@ -200,8 +178,8 @@ pub(crate) static F32: KernelSpec<f32> = KernelSpec {
     kc: 1024,
     mc: MR * 16,
     nc: 4096,
-    micro: micro_f32,
-    micro_unpacked_a: Some(micro_unpacked_a_f32),
+    micro: micro_f32::<true>,
+    micro_unpacked_a: Some(micro_f32::<false>),
     pack_a: pack_a::<f32>,
     pack_b: pack_b_f32,
     gemv_rows: gemv_rows_f32,
@@ -216,8 +194,8 @@ pub(crate) static F64: KernelSpec<f64> = KernelSpec {
     kc: 512,
     mc: MR * 16,
     nc: 2048,
-    micro: micro_f64,
-    micro_unpacked_a: Some(micro_unpacked_a_f64),
+    micro: micro_f64::<true>,
+    micro_unpacked_a: Some(micro_f64::<false>),
     pack_a: pack_a::<f64>,
     pack_b: pack_b_f64,
     gemv_rows: gemv_rows_f64,

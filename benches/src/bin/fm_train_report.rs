@@ -62,6 +62,16 @@ struct Args {
     steps: usize,
     warmup: usize,
     json: bool,
+    recycling: Recycling,
+}
+
+/// Whether op outputs reuse freed memory (`fm_tensor::buffers`); `Alternate` switches every step
+/// and reports both, an A/B comparison within one process.
+#[derive(Clone, Copy, PartialEq)]
+enum Recycling {
+    On,
+    Off,
+    Alternate,
 }
 
 fn parse_args() -> Args {
@@ -71,6 +81,7 @@ fn parse_args() -> Args {
         steps: 5,
         warmup: 2,
         json: false,
+        recycling: Recycling::On,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -81,6 +92,14 @@ fn parse_args() -> Args {
             "--steps" => args.steps = value().parse().expect("--steps N"),
             "--warmup" => args.warmup = value().parse().expect("--warmup N"),
             "--json" => args.json = true,
+            "--recycling" => {
+                args.recycling = match value().as_str() {
+                    "on" => Recycling::On,
+                    "off" => Recycling::Off,
+                    "alternate" => Recycling::Alternate,
+                    other => panic!("--recycling must be on, off or alternate, got {other}"),
+                }
+            }
             other => panic!("unknown option {other}"),
         }
     }
@@ -90,6 +109,17 @@ fn parse_args() -> Args {
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
+}
+
+/// Minor page faults of this process so far (field 10 of /proc/self/stat; 0 where unavailable).
+fn minor_faults() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    rest.split_whitespace()
+        .nth(7)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 fn peak_rss_mib() -> f64 {
@@ -181,7 +211,7 @@ fn main() {
     let ids = ids_all.slice(ndarray::s![.., ..shape.context]).to_owned();
     let targets = ids_all.slice(ndarray::s![.., 1..]).to_owned();
 
-    let (step_s, best_s, n_params) = workers.install(|| {
+    let (steps, n_params) = workers.install(|| {
         let mut model = Gpt::<f32>::new(config.clone(), 0).expect("valid config");
         let n_params: usize = model.params().iter().map(|(_, p)| p.value().len()).sum();
         let mut optimizer = AdamW::<f32>::new(
@@ -191,8 +221,15 @@ fn main() {
                 .build()
                 .unwrap(),
         );
-        let mut times = Vec::new();
+        let mut steps = Vec::new();
         for step in 0..args.warmup + args.steps {
+            let recycling = match args.recycling {
+                Recycling::On => true,
+                Recycling::Off => false,
+                Recycling::Alternate => step % 2 == 0,
+            };
+            fm_tensor::buffers::set_recycling(recycling);
+            let faults = minor_faults();
             let t = Instant::now();
             let tape = Tape::new();
             let ctx = model.context(&tape);
@@ -200,17 +237,38 @@ fn main() {
                 .loss(&ctx, ids.view(), targets.view())
                 .expect("forward");
             let grads = tape.backward(loss).expect("backward");
+            // The tape holds the parameters' values for its backward pass: while it lives, the
+            // optimizer's in-place update would have to copy each parameter first.
             drop(ctx);
+            drop(tape);
             model.params_mut().accumulate(&grads).expect("accumulate");
+            drop(grads);
             optimizer.step(model.params_mut()).expect("AdamW step");
             model.params_mut().zero_grad();
             if step >= args.warmup {
-                times.push(t.elapsed().as_secs_f64());
+                let seconds = t.elapsed().as_secs_f64();
+                steps.push((recycling, seconds, minor_faults() - faults));
             }
         }
-        let best = times.iter().cloned().fold(f64::MAX, f64::min);
-        (median(&mut times), best, n_params)
+        fm_tensor::buffers::set_recycling(true);
+        (steps, n_params)
     });
+    // (median seconds, best seconds, median page faults) of the steps with recycling on or off.
+    let summary = |on: bool| {
+        let mut times: Vec<f64> = steps.iter().filter(|s| s.0 == on).map(|s| s.1).collect();
+        let mut faults: Vec<f64> = steps
+            .iter()
+            .filter(|s| s.0 == on)
+            .map(|s| s.2 as f64)
+            .collect();
+        if times.is_empty() {
+            return None;
+        }
+        let best = times.iter().cloned().fold(f64::MAX, f64::min);
+        Some((median(&mut times), best, median(&mut faults)))
+    };
+    let (step_s, best_s, faults_per_step) = summary(args.recycling != Recycling::Off)
+        .expect("at least one timed step (--steps 1 or more)");
 
     let (gemm_s, attention_s) = workers.install(|| {
         let (n, d) = (tokens, shape.d_model);
@@ -235,6 +293,7 @@ fn main() {
         "share_attention": attention_s / step_s,
         "share_other": other_s / step_s,
         "peak_rss_mib": peak_rss_mib(),
+        "page_faults_per_step": faults_per_step,
         "steps": args.steps,
     });
     if args.json {
@@ -242,7 +301,8 @@ fn main() {
     } else {
         println!(
             "config {} ({:.1} M parameters), {} thread(s): {:.0} tokens/s (median; best {:.0}), \
-             step {:.0} ms; GEMM {:.0}%, attention {:.0}%, other {:.0}%; peak RSS {:.0} MiB",
+             step {:.0} ms; GEMM {:.0}%, attention {:.0}%, other {:.0}%; peak RSS {:.0} MiB, \
+             {:.0} page faults per step",
             shape.name,
             n_params as f64 / 1e6,
             args.threads,
@@ -253,6 +313,20 @@ fn main() {
             100.0 * attention_s / step_s,
             100.0 * other_s / step_s,
             peak_rss_mib(),
+            faults_per_step,
         );
+    }
+    if args.recycling == Recycling::Alternate {
+        if let Some((off_s, off_best_s, off_faults)) = summary(false) {
+            println!(
+                "recycling off (alternate steps): {:.0} tokens/s (median; best {:.0}), {:.0} page \
+                 faults per step; on/off speed {:.3}x (median), {:.3}x (best)",
+                tokens as f64 / off_s,
+                tokens as f64 / off_best_s,
+                off_faults,
+                off_s / step_s,
+                off_best_s / best_s,
+            );
+        }
     }
 }

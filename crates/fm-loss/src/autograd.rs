@@ -329,7 +329,7 @@ impl<T: Element> LossOp<T> {
                 if !fuse {
                     return crate::cross_entropy(x[0].view(), t2.view(), &o2);
                 }
-                let mut grad = ArrayD::<T>::zeros(x[0].raw_dim());
+                let mut grad = fm_tensor::buffers::zeroed_array(x[0].raw_dim());
                 let loss =
                     crate::fused_cross_entropy(x[0].view(), t2.view(), &o2, grad.view_mut())?;
                 *s2.lock().unwrap_or_else(PoisonError::into_inner) = Some(grad);

@@ -462,7 +462,7 @@ pub fn cross_entropy_backward<'a, T: Element, I: ClassIndex>(
         &plan.leading,
         plan.denominator,
     )?;
-    let mut grad = ArrayD::<T>::zeros(logits.raw_dim());
+    let mut grad = fm_tensor::buffers::zeroed_array(logits.raw_dim());
     let losses = for_each_row(
         &plan,
         targets.as_slice(),
@@ -728,7 +728,7 @@ pub fn cross_entropy_with_probs_backward<T: Element>(
         &plan.leading,
         plan.denominator,
     )?;
-    let mut grad = ArrayD::<T>::zeros(logits.raw_dim());
+    let mut grad = fm_tensor::buffers::zeroed_array(logits.raw_dim());
     let losses = for_each_prob_row(
         &plan,
         &logits,
@@ -757,7 +757,7 @@ pub fn cross_entropy_with_probs_backward_probs<T: Element>(
         plan.denominator,
     )?;
     let last = Axis(plan.leading.len());
-    let mut grad = ArrayD::<T>::zeros(logits.raw_dim());
+    let mut grad = fm_tensor::buffers::zeroed_array(logits.raw_dim());
     let eps = plan.smoothing;
     let mut bad_row = None;
     let rows = logits.lanes(last).into_iter().zip(grad.lanes_mut(last));

@@ -6,8 +6,8 @@
 
 use fm_tensor::autograd::{BackwardContext, CustomOp, Var};
 use fm_tensor::init::Initializer;
-use fm_tensor::{gemm, Element, TensorError};
-use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, Axis, Ix2, IxDyn};
+use fm_tensor::{buffers, gemm, Element, TensorError};
+use ndarray::{ArrayD, ArrayView2, ArrayViewD, Axis, Ix2, IxDyn};
 
 use crate::error::Result;
 use crate::module::{ForwardContext, Module, ParamBuilder, ParamRef};
@@ -153,7 +153,7 @@ impl<T: Element> CustomOp<T> for LinearOp {
         }
         let w2 = w.view().into_dimensionality::<Ix2>().expect("checked rank");
         let mut y = with_matrix(x, |x2| {
-            let mut y = Array2::<T>::zeros((x2.nrows(), out));
+            let mut y = buffers::array_for_overwrite((x2.nrows(), out));
             gemm(T::one(), x2, w2.t(), T::zero(), y.view_mut())?;
             Ok(y)
         })?;
@@ -174,7 +174,7 @@ impl<T: Element> CustomOp<T> for LinearOp {
         let w2 = w.view().into_dimensionality::<Ix2>().expect("checked rank");
         let grad_x = if ctx.needs_grad[0] {
             let gx = with_matrix(&ctx.grad_output, |g2| {
-                let mut gx = Array2::<T>::zeros((g2.nrows(), w2.ncols()));
+                let mut gx = buffers::array_for_overwrite((g2.nrows(), w2.ncols()));
                 gemm(T::one(), g2, w2, T::zero(), gx.view_mut())?;
                 Ok(gx)
             })?;
@@ -188,7 +188,7 @@ impl<T: Element> CustomOp<T> for LinearOp {
         let grad_w = if ctx.needs_grad[1] {
             let gw = with_matrix(&ctx.grad_output, |g2| {
                 with_matrix(x, |x2| {
-                    let mut gw = Array2::<T>::zeros((w2.nrows(), w2.ncols()));
+                    let mut gw = buffers::array_for_overwrite((w2.nrows(), w2.ncols()));
                     gemm(T::one(), g2.t(), x2, T::zero(), gw.view_mut())?;
                     Ok(gw)
                 })

@@ -57,6 +57,7 @@
 //! both shapes. Nothing panics on user input.
 
 pub mod autograd;
+pub mod buffers;
 pub mod compute;
 pub mod element;
 pub mod error;

@@ -27,15 +27,17 @@ pub struct Tensor<T: Element = f32> {
 }
 
 /// An array whose bytes are charged to a [`MemoryTracker`] while it lives.
-struct TrackedArray<T> {
+struct TrackedArray<T: Element> {
     array: ArrayD<T>,
     tracker: Arc<MemoryTracker>,
 }
 
-impl<T> TrackedArray<T> {
+impl<T: Element> TrackedArray<T> {
     fn new(array: ArrayD<T>) -> Self {
         let tracker = current_tracker();
-        tracker.allocate(array.len() * std::mem::size_of::<T>());
+        let bytes = array.len() * std::mem::size_of::<T>();
+        tracker.allocate(bytes);
+        crate::buffers::tensor_allocated(bytes);
         TrackedArray { array, tracker }
     }
 
@@ -44,22 +46,28 @@ impl<T> TrackedArray<T> {
             &mut self.array,
             ArrayD::from_shape_vec(IxDyn(&[0]), Vec::new()).unwrap(),
         );
-        self.tracker.release(array.len() * std::mem::size_of::<T>());
+        let bytes = array.len() * std::mem::size_of::<T>();
+        self.tracker.release(bytes);
+        crate::buffers::tensor_released(bytes);
         // `self` now holds an empty array: its Drop releases zero bytes.
         array
     }
 }
 
-impl<T: Clone> Clone for TrackedArray<T> {
+impl<T: Element> Clone for TrackedArray<T> {
     fn clone(&self) -> Self {
         TrackedArray::new(self.array.clone())
     }
 }
 
-impl<T> Drop for TrackedArray<T> {
+impl<T: Element> Drop for TrackedArray<T> {
     fn drop(&mut self) {
-        self.tracker
-            .release(self.array.len() * std::mem::size_of::<T>());
+        let bytes = self.array.len() * std::mem::size_of::<T>();
+        self.tracker.release(bytes);
+        crate::buffers::tensor_released(bytes);
+        // The data goes to the buffer pool, for the next op output of its length.
+        let array = std::mem::replace(&mut self.array, ArrayD::from_elem(IxDyn(&[0]), T::zero()));
+        crate::buffers::recycle(array);
     }
 }
 

@@ -21,13 +21,11 @@
 //! Q and dO of the task's heads (four copies of `seq_q × head_dim` per head) and one packed key block
 //! per running task — linear in the sequence length.
 
-use ndarray::{
-    s, Array2, Array4, ArrayView2, ArrayView3, ArrayView4, ArrayViewMut2, ArrayViewMut3, Axis,
-};
+use ndarray::{s, Array2, ArrayView2, ArrayView3, ArrayView4, ArrayViewMut2, ArrayViewMut3, Axis};
 use rayon::prelude::*;
 
 use fm_tensor::gemm::{Lhs, PackedLhs, PackedRhs, Rhs};
-use fm_tensor::Element;
+use fm_tensor::{buffers, Element};
 
 use super::rowops::exp_shifted_sum;
 use super::{mask_tile_rows, product, BLOCK_K, BLOCK_Q};
@@ -71,9 +69,10 @@ pub(crate) fn backward<T: Element>(
         lse,
         grad_output,
     };
-    let mut dq = Array4::zeros(q.raw_dim());
-    let mut dk = Array4::zeros(k.raw_dim());
-    let mut dv = Array4::zeros(v.raw_dim());
+    // Zeroed: the kernels accumulate into them.
+    let mut dq = buffers::zeroed_array(q.raw_dim());
+    let mut dk = buffers::zeroed_array(k.raw_dim());
+    let mut dv = buffers::zeroed_array(v.raw_dim());
     {
         let tasks = d.batch * d.kv_heads;
         let mut dq_groups = dq

@@ -15,11 +15,11 @@
 //! task, plus the packed K and V of each head in flight (about `2·seq_k·head_dim` values) — linear in
 //! the sequence length. Tasks write disjoint output rows, so any thread count gives the same bits.
 
-use ndarray::{s, Array2, Array3, Array4, ArrayView4, ArrayViewMut1, ArrayViewMut2, Axis};
+use ndarray::{s, Array2, ArrayView4, ArrayViewMut1, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
 use fm_tensor::gemm::{Lhs, PackedLhs, Rhs};
-use fm_tensor::Element;
+use fm_tensor::{buffers, Element};
 
 use super::rowops::{exp_shifted_sum, max_of};
 use super::{mask_tile_rows, product, KeyBlocks, BLOCK_K, BLOCK_Q};
@@ -37,8 +37,8 @@ pub(crate) fn forward<T: Element>(
 ) -> Result<AttentionOutput<T>> {
     let pb = Problem::new("attention_forward", &q, &k, &v, opts)?;
     let d = pb.dims;
-    let mut output = Array4::zeros((d.batch, d.heads, d.seq_q, d.v_dim));
-    let mut lse = Array3::zeros((d.batch, d.heads, d.seq_q));
+    let mut output = buffers::zeroed_array((d.batch, d.heads, d.seq_q, d.v_dim));
+    let mut lse = buffers::zeroed_array((d.batch, d.heads, d.seq_q));
     {
         let mut out_heads = output
             .view_mut()

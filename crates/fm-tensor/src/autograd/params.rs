@@ -188,7 +188,9 @@ impl<T: Element> ParamStore<T> {
     }
 
     /// `(name, value, gradient)` for every trainable parameter that has a gradient: what an optimizer
-    /// steps over. Values are updated in place.
+    /// steps over. Values are updated in place, unless a live tape still shares them: then each is
+    /// copied first (the tape keeps the values its backward pass used). Drop the tape before the
+    /// optimizer step to avoid the copy.
     pub fn pairs_mut(&mut self) -> impl Iterator<Item = (&str, &mut ArrayD<T>, &ArrayD<T>)> {
         self.params
             .iter_mut()
@@ -216,7 +218,11 @@ impl<T: Element> ParamStore<T> {
             }
             match &mut param.grad {
                 Some(acc) => Zip::from(acc).and(grad).for_each(|a, &g| *a = *a + g),
-                slot @ None => *slot = Some(grad.to_owned()),
+                slot @ None => {
+                    let mut copy = crate::buffers::array_for_overwrite(grad.raw_dim());
+                    copy.assign(grad);
+                    *slot = Some(copy);
+                }
             }
         }
         Ok(())
@@ -225,7 +231,9 @@ impl<T: Element> ParamStore<T> {
     /// Forgets every accumulated gradient.
     pub fn zero_grad(&mut self) {
         for p in &mut self.params {
-            p.grad = None;
+            if let Some(grad) = p.grad.take() {
+                crate::buffers::recycle(grad);
+            }
         }
     }
 

@@ -291,12 +291,17 @@ impl<T: Element> Tape<T> {
                             )));
                         }
                         match &mut grads[input] {
-                            Some(acc) => Zip::from(acc)
-                                .and(&input_grad)
-                                .for_each(|a, &g| *a = *a + g),
+                            Some(acc) => {
+                                Zip::from(acc)
+                                    .and(&input_grad)
+                                    .for_each(|a, &g| *a = *a + g);
+                                crate::buffers::recycle(input_grad);
+                            }
                             slot @ None => *slot = Some(input_grad),
                         }
                     }
+                    // This node's gradient is spent: its memory serves the next op's output.
+                    crate::buffers::recycle(grad);
                 }
             }
         }
@@ -307,7 +312,10 @@ impl<T: Element> Tape<T> {
 fn add_into<T: Element>(map: &mut HashMap<ParamId, ArrayD<T>>, id: ParamId, grad: ArrayD<T>) {
     match map.get_mut(&id) {
         // A parameter bound twice (tied weights) gets the sum of both uses.
-        Some(acc) => Zip::from(acc).and(&grad).for_each(|a, &g| *a = *a + g),
+        Some(acc) => {
+            Zip::from(acc).and(&grad).for_each(|a, &g| *a = *a + g);
+            crate::buffers::recycle(grad);
+        }
         None => {
             map.insert(id, grad);
         }
@@ -353,6 +361,20 @@ impl<T: Element> Gradients<T> {
     /// Takes a parameter's gradient out.
     pub fn take_param(&mut self, id: ParamId) -> Option<ArrayD<T>> {
         self.params.remove(&id)
+    }
+}
+
+impl<T: Element> Drop for Gradients<T> {
+    fn drop(&mut self) {
+        // Gradients are as large as the activations: their memory serves the next pass.
+        for grad in self
+            .leaves
+            .drain()
+            .map(|(_, g)| g)
+            .chain(self.params.drain().map(|(_, g)| g))
+        {
+            crate::buffers::recycle(grad);
+        }
     }
 }
 

@@ -209,7 +209,7 @@ impl DropoutMask {
             .collect();
         let x = x.as_standard_layout();
         let src = x.as_slice().expect("standard layout");
-        let mut out = vec![T::zero(); src.len()];
+        let mut out = crate::buffers::vec_for_overwrite(src.len());
         let mask_chunk = |((dst, src), &bits): ((&mut [T], &[T]), &u64)| {
             // A full word has no tail byte: its index 8 shifts every bit out (checked_shr gives None).
             let factors_of = |byte: usize| {

@@ -68,7 +68,7 @@ pub fn embedding<T: Element, I: IndexElement>(
     let flat = validated_ids("embedding", &ids, vocab)?;
     let mut shape = ids.shape().to_vec();
     shape.push(dim);
-    let mut out = vec![T::zero(); flat.len() * dim];
+    let mut out = crate::buffers::vec_for_overwrite(flat.len() * dim);
     if dim > 0 {
         let copy_row = |(dst, &id): (&mut [T], &usize)| {
             let row = table.row(id);
@@ -128,7 +128,7 @@ pub fn embedding_backward<T: Element, I: IndexElement>(
     }
     let flat = validated_ids(OP, &ids, vocab)?;
     let dim = *grad_out.shape().last().expect("rank >= 1");
-    let mut out = vec![T::zero(); vocab * dim];
+    let mut out = crate::buffers::zeroed_vec(vocab * dim);
     if dim > 0 && !flat.is_empty() {
         let grad = grad_out.as_standard_layout();
         let g = grad.as_slice().expect("standard layout");

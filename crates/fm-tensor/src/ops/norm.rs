@@ -170,7 +170,7 @@ fn forward_rows<T: Element, S: Send>(
     d: usize,
     row: impl Fn(&[T], &mut [T]) -> S + Sync + Send,
 ) -> (Vec<T>, Vec<S>) {
-    let mut out = vec![T::zero(); x.len()];
+    let mut out = crate::buffers::vec_for_overwrite(x.len());
     let rows_per_chunk = rows_per_task(d);
     let parallel = worth_parallel(x.len());
     let stats = map_chunks_mut(&mut out, rows_per_chunk * d, parallel, |c, chunk| {
@@ -193,7 +193,7 @@ fn backward_rows<T: Element, const P: usize>(
     d: usize,
     row: impl Fn(usize, &mut [T], &mut [Vec<T>; P], &mut Vec<T>) + Sync + Send,
 ) -> (Vec<T>, [Vec<T>; P]) {
-    let mut dx = vec![T::zero(); rows_total * d];
+    let mut dx = crate::buffers::vec_for_overwrite(rows_total * d);
     let rows_per_block = rows_per_task(d).max(MIN_ROWS_PER_PARTIAL);
     let parallel = worth_parallel(dx.len());
     let partials = map_chunks_mut(&mut dx, rows_per_block * d, parallel, |b, block| {

@@ -436,7 +436,7 @@ fn expand_grad<T: Element>(
 ) -> Result<ArrayD<T>> {
     let mask = axes_mask(op, input_shape, axes)?;
     let kept = grad_with_kept_axes(op, &grad, input_shape, &mask, keepdim)?;
-    let mut out = ArrayD::zeros(input_shape);
+    let mut out = crate::buffers::array_for_overwrite(ndarray::IxDyn(input_shape));
     let spread = kept
         .broadcast(input_shape)
         .expect("kept-axes gradient broadcasts to the input shape");
@@ -530,7 +530,7 @@ fn route_to_first_match<T: Element>(
             stride *= shape[d];
         }
     }
-    let mut dx = vec![T::zero(); xs.len()];
+    let mut dx = crate::buffers::zeroed_vec(xs.len());
     let mut taken = vec![false; targets.len()];
     let last = shape[shape.len() - 1];
     let last_stride = out_strides[shape.len() - 1];

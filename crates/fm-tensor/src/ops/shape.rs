@@ -97,18 +97,20 @@ const COPY_TASK_ELEMENTS: usize = 1 << 14;
 /// depend on the thread count.
 pub(crate) fn to_standard_owned<T: Element>(x: ArrayViewD<'_, T>) -> ArrayD<T> {
     if x.is_standard_layout() {
-        return x.to_owned();
+        let mut out = crate::buffers::array_for_overwrite(x.raw_dim());
+        out.assign(&x);
+        return out;
     }
     if x.strides().iter().all(|&s| s >= 0) {
         if let Some(src) = x.as_slice_memory_order() {
             // Non-negative strides: element [0, 0, ..] is the block's first element, at offset 0.
             let strides: Vec<usize> = x.strides().iter().map(|&s| s as usize).collect();
-            let mut out = vec![T::zero(); x.len()];
+            let mut out = crate::buffers::vec_for_overwrite(x.len());
             gather_lanes(src, x.shape(), &strides, &mut out);
             return ArrayD::from_shape_vec(x.raw_dim(), out).expect("length matches shape");
         }
     }
-    let mut out = ArrayD::<T>::zeros(x.raw_dim());
+    let mut out = crate::buffers::array_for_overwrite(x.raw_dim());
     let zip = Zip::from(&mut out).and(&x);
     if x.len() >= PARALLEL_COPY_MIN_ELEMENTS {
         zip.par_for_each(|o, &v| *o = v);
@@ -469,7 +471,7 @@ pub fn slice_axis_backward<T: Element>(
             format!("gradient must have the sliced shape of input {input_shape:?}"),
         ));
     }
-    let mut out = ArrayD::<T>::zeros(IxDyn(input_shape));
+    let mut out = crate::buffers::zeroed_array(IxDyn(input_shape));
     out.slice_axis_mut(
         Axis(a),
         Slice::new(start as isize, Some(end as isize), step as isize),
@@ -527,7 +529,7 @@ pub fn concat<T: Element>(inputs: &[ArrayViewD<'_, T>], axis: isize) -> Result<A
     // In row-major order the output is, for each index of the axes before `a`, one contiguous block
     // from each input in turn.
     let outer = product(&out_shape[..a]);
-    let mut data = Vec::with_capacity(product(&out_shape));
+    let mut data = crate::buffers::vec_with_capacity(product(&out_shape));
     for o in 0..outer {
         for x in &contiguous {
             let block = product(&x.shape()[a..]);
@@ -577,7 +579,7 @@ fn split_impl<T: Element>(
         let mut shape = x.shape().to_vec();
         shape[a] = size;
         let block = size * inner;
-        let mut data = Vec::with_capacity(outer * block);
+        let mut data = crate::buffers::vec_with_capacity(outer * block);
         for o in 0..outer {
             let start = o * row + offset * inner;
             data.extend_from_slice(&src[start..start + block]);
@@ -661,7 +663,7 @@ pub fn split_backward<T: Element>(
             ),
         ));
     }
-    let mut out = ArrayD::<T>::zeros(IxDyn(input_shape));
+    let mut out = crate::buffers::zeroed_array(IxDyn(input_shape));
     let mut offset = 0;
     for (i, (g, &size)) in grads.iter().zip(sizes).enumerate() {
         if let Some(g) = g {
@@ -721,7 +723,7 @@ pub fn index_select<T: Element, I: IndexElement>(
     let src = x.as_slice().expect("standard layout");
     let outer = product(&out_shape[..a]);
     let inner = product(&out_shape[a + 1..]);
-    let mut data = Vec::with_capacity(product(&out_shape));
+    let mut data = crate::buffers::vec_with_capacity(product(&out_shape));
     for o in 0..outer {
         for &i in indices {
             let start = (o * len + i.to_index()) * inner;
@@ -759,7 +761,7 @@ pub fn index_select_backward<T: Element, I: IndexElement>(
     let g = grad.as_slice().expect("standard layout");
     let outer = product(&input_shape[..a]);
     let inner = product(&input_shape[a + 1..]);
-    let mut out = vec![T::zero(); product(input_shape)];
+    let mut out = crate::buffers::zeroed_vec(product(input_shape));
     for o in 0..outer {
         for (j, &i) in indices.iter().enumerate() {
             let dst = (o * len + i.to_index()) * inner;

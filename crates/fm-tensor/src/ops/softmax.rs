@@ -74,7 +74,7 @@ fn rowwise<T: Element, const N: usize>(
             .expect("a standard-layout array is a contiguous slice")
     });
     let row_len = standard[0].shape()[last];
-    let mut out = vec![T::zero(); standard[0].len()];
+    let mut out = crate::buffers::vec_for_overwrite(standard[0].len());
     let task = rows_per_task(row_len) * row_len;
     let parallel = worth_parallel(out.len());
     for_each_chunk_mut(&mut out, task, parallel, |c, chunk| {

@@ -54,6 +54,7 @@ pub const MIN_POOLED_BYTES: usize = 32 * 1024;
 const MAX_SLACK: usize = 2;
 
 static RECYCLING: AtomicBool = AtomicBool::new(true);
+static POISON: AtomicBool = AtomicBool::new(false);
 static LIVE_TENSOR_BYTES: AtomicUsize = AtomicUsize::new(0);
 static PEAK_TENSOR_BYTES: AtomicUsize = AtomicUsize::new(0);
 static POOL: Mutex<Pool> = Mutex::new(Pool::new());
@@ -191,14 +192,25 @@ fn pool() -> MutexGuard<'static, Pool> {
 /// A vector of `len` elements whose values are unspecified: a recycled buffer's old contents, or
 /// zeros when no buffer of that length is free. For outputs the caller writes in full.
 pub fn vec_for_overwrite<T: Element>(len: usize) -> Vec<T> {
+    let mut buffer = None;
     if len * std::mem::size_of::<T>() >= MIN_POOLED_BYTES && RECYCLING.load(Ordering::Relaxed) {
-        if let Some(buffer) = pool().take::<T>(len) {
-            return buffer;
-        }
+        buffer = pool().take::<T>(len);
     }
     // Zeroed memory straight from the allocator costs no more than uninitialised memory for large
     // sizes (fresh pages are zero), and it keeps this function free of `unsafe`.
-    vec![T::zero(); len]
+    let mut buffer = buffer.unwrap_or_else(|| vec![T::zero(); len]);
+    if cfg!(test) || POISON.load(Ordering::Relaxed) {
+        buffer.fill(T::nan());
+    }
+    buffer
+}
+
+/// For tests: while on, every buffer handed out for overwriting is filled with NaN first, so that
+/// a kernel that leaves an element unwritten shows it in its results. Always on in fm-tensor's own
+/// unit tests.
+#[doc(hidden)]
+pub fn poison_buffers_for_overwrite(enabled: bool) {
+    POISON.store(enabled, Ordering::Relaxed);
 }
 
 /// An empty vector with room for exactly `capacity` elements (recycled where possible), for outputs

@@ -260,6 +260,26 @@ impl SelfAttention {
         let start = cache.as_ref().map_or(0, LayerKv::len);
 
         let qkv = self.qkv_proj.forward(ctx, x)?;
+        let keys = start + seq;
+        if let Some(mask) = key_padding {
+            if mask.dim() != (batch, keys) {
+                return Err(NnError::ShapeMismatch {
+                    what: "key padding mask [batch, keys]".into(),
+                    expected: vec![batch, keys],
+                    got: mask.shape().to_vec(),
+                });
+            }
+        }
+        let mut options = AttentionOptions::new().causal(self.config.causal);
+        if let Some(mask) = key_padding {
+            options = options.key_padding(mask.to_owned());
+        }
+        if self.rope.is_none() && cache.is_none() {
+            // Training and full-sequence evaluation: one op reads Q, K and V in place from the
+            // projection and writes their gradients into one buffer.
+            let out = fm_attention::autograd::attention_packed_qkv(qkv, h, hkv, hd, &options)?;
+            return self.out_proj.forward(ctx, out);
+        }
         let parts = qkv.split(-1, &[h * hd, hkv * hd, hkv * hd])?;
         let heads = |v: Var<'t, T>, n: usize| -> Result<Var<'t, T>> {
             Ok(
@@ -275,20 +295,6 @@ impl SelfAttention {
         if let Some(rope) = &self.rope {
             q = rope.apply(q, start)?;
             k = rope.apply(k, start)?;
-        }
-        let keys = start + seq;
-        if let Some(mask) = key_padding {
-            if mask.dim() != (batch, keys) {
-                return Err(NnError::ShapeMismatch {
-                    what: "key padding mask [batch, keys]".into(),
-                    expected: vec![batch, keys],
-                    got: mask.shape().to_vec(),
-                });
-            }
-        }
-        let mut options = AttentionOptions::new().causal(self.config.causal);
-        if let Some(mask) = key_padding {
-            options = options.key_padding(mask.to_owned());
         }
         let tape = x.tape();
         let out = match cache.as_mut() {

@@ -134,7 +134,8 @@ impl PackedQkv {
     }
 
     fn check(&self, shape: &[usize]) -> Result<()> {
-        let valid_heads = self.heads > 0 && self.kv_heads > 0 && self.heads % self.kv_heads == 0;
+        let valid_heads =
+            self.heads > 0 && self.kv_heads > 0 && self.heads.is_multiple_of(self.kv_heads);
         if !valid_heads || self.head_dim == 0 {
             return Err(AttentionError::Tensor(TensorError::invalid_argument(
                 "attention_packed_qkv",
@@ -167,8 +168,7 @@ impl PackedQkv {
             .expect("checked width; standard layout");
         let (h, kv) = (self.heads, self.kv_heads);
         let part = |from: usize, to: usize| {
-            all.clone()
-                .slice_move(s![.., .., from..to, ..])
+            all.slice_move(s![.., .., from..to, ..])
                 .permuted_axes([0, 2, 1, 3])
         };
         [part(0, h), part(h, h + kv), part(h + kv, h + 2 * kv)]

@@ -157,7 +157,7 @@ mod packed_qkv {
             let qkv: ArrayD<f64> = seeded3((2, 5, (h + 2 * kv) * hd), 7) * 1.5;
             let report = check_gradients(
                 |_tape, x| Ok(attention_packed_qkv(x[0], h, kv, hd, &opts).expect("valid")),
-                &[qkv.clone()],
+                std::slice::from_ref(&qkv),
                 &GradCheckConfig::default(),
             )
             .unwrap();
@@ -218,8 +218,7 @@ mod packed_qkv {
         let tape = Tape::<f64>::new();
         let x = tape.variable(ArrayD::<f64>::zeros(ndarray::IxDyn(&[1, 3, 12])));
         let opts = AttentionOptions::new();
-        let message =
-            |r: fm_attention::Result<Var<'_, f64>>| r.err().expect("an error").to_string();
+        let message = |r: fm_attention::Result<Var<'_, f64>>| r.expect_err("an error").to_string();
         let wrong_width = message(attention_packed_qkv(x, 2, 1, 2, &opts));
         assert!(
             wrong_width.contains("[1, 3, 12]") && wrong_width.contains('8'),

@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! cargo run --release -p fm-benches --bin fm_train_report -- --config a --threads 1 [--steps 5 --warmup 2 --json]
+//!     [--recycling on|off]   # fm_tensor::buffers on (default) or off, to measure what it saves
 //! python benches/scripts/gpt_train_vs_torch.py --rust target/release/fm_train_report   # beside PyTorch
 //! ```
 //!
@@ -13,7 +14,8 @@
 //! output projection's three — and the fused attention kernel's forward and backward for every
 //! layer. "GEMM" and "attention" are those sums; "other" is the measured step time minus both
 //! (norms, GELU, embedding, residual adds, cross-entropy, the optimizer, the tape). An estimate,
-//! since kernels timed alone find warmer caches than inside a step.
+//! since kernels timed alone find warmer caches than inside a step. Page faults per step are the
+//! process's minor faults (`/proc/self/stat`) during the step: memory mapped in (and zeroed) anew.
 
 use std::time::Instant;
 
@@ -65,13 +67,12 @@ struct Args {
     recycling: Recycling,
 }
 
-/// Whether op outputs reuse freed memory (`fm_tensor::buffers`); `Alternate` switches every step
-/// and reports both, an A/B comparison within one process.
+/// Whether op outputs reuse freed memory (`fm_tensor::buffers`). Not switched within a run:
+/// turning recycling off empties the pool, so the next "on" step would start cold.
 #[derive(Clone, Copy, PartialEq)]
 enum Recycling {
     On,
     Off,
-    Alternate,
 }
 
 fn parse_args() -> Args {
@@ -96,8 +97,7 @@ fn parse_args() -> Args {
                 args.recycling = match value().as_str() {
                     "on" => Recycling::On,
                     "off" => Recycling::Off,
-                    "alternate" => Recycling::Alternate,
-                    other => panic!("--recycling must be on, off or alternate, got {other}"),
+                    other => panic!("--recycling must be on or off, got {other}"),
                 }
             }
             other => panic!("unknown option {other}"),
@@ -221,14 +221,9 @@ fn main() {
                 .build()
                 .unwrap(),
         );
+        fm_tensor::buffers::set_recycling(args.recycling == Recycling::On);
         let mut steps = Vec::new();
         for step in 0..args.warmup + args.steps {
-            let recycling = match args.recycling {
-                Recycling::On => true,
-                Recycling::Off => false,
-                Recycling::Alternate => step % 2 == 0,
-            };
-            fm_tensor::buffers::set_recycling(recycling);
             let faults = minor_faults();
             let t = Instant::now();
             let tape = Tape::new();
@@ -247,28 +242,21 @@ fn main() {
             model.params_mut().zero_grad();
             if step >= args.warmup {
                 let seconds = t.elapsed().as_secs_f64();
-                steps.push((recycling, seconds, minor_faults() - faults));
+                steps.push((seconds, minor_faults() - faults));
             }
         }
         fm_tensor::buffers::set_recycling(true);
         (steps, n_params)
     });
-    // (median seconds, best seconds, median page faults) of the steps with recycling on or off.
-    let summary = |on: bool| {
-        let mut times: Vec<f64> = steps.iter().filter(|s| s.0 == on).map(|s| s.1).collect();
-        let mut faults: Vec<f64> = steps
-            .iter()
-            .filter(|s| s.0 == on)
-            .map(|s| s.2 as f64)
-            .collect();
-        if times.is_empty() {
-            return None;
-        }
-        let best = times.iter().cloned().fold(f64::MAX, f64::min);
-        Some((median(&mut times), best, median(&mut faults)))
-    };
-    let (step_s, best_s, faults_per_step) = summary(args.recycling != Recycling::Off)
-        .expect("at least one timed step (--steps 1 or more)");
+    // Median and best seconds, and the median page faults, of the timed steps.
+    let mut times: Vec<f64> = steps.iter().map(|s| s.0).collect();
+    let mut faults: Vec<f64> = steps.iter().map(|s| s.1 as f64).collect();
+    assert!(
+        !times.is_empty(),
+        "at least one timed step (--steps 1 or more)"
+    );
+    let best_s = times.iter().cloned().fold(f64::MAX, f64::min);
+    let (step_s, faults_per_step) = (median(&mut times), median(&mut faults));
 
     let (gemm_s, attention_s) = workers.install(|| {
         let (n, d) = (tokens, shape.d_model);
@@ -315,18 +303,5 @@ fn main() {
             peak_rss_mib(),
             faults_per_step,
         );
-    }
-    if args.recycling == Recycling::Alternate {
-        if let Some((off_s, off_best_s, off_faults)) = summary(false) {
-            println!(
-                "recycling off (alternate steps): {:.0} tokens/s (median; best {:.0}), {:.0} page \
-                 faults per step; on/off speed {:.3}x (median), {:.3}x (best)",
-                tokens as f64 / off_s,
-                tokens as f64 / off_best_s,
-                off_faults,
-                off_s / step_s,
-                off_best_s / best_s,
-            );
-        }
     }
 }

@@ -192,17 +192,23 @@ fn pool() -> MutexGuard<'static, Pool> {
 /// A vector of `len` elements whose values are unspecified: a recycled buffer's old contents, or
 /// zeros when no buffer of that length is free. For outputs the caller writes in full.
 pub fn vec_for_overwrite<T: Element>(len: usize) -> Vec<T> {
-    let mut buffer = None;
-    if len * std::mem::size_of::<T>() >= MIN_POOLED_BYTES && RECYCLING.load(Ordering::Relaxed) {
-        buffer = pool().take::<T>(len);
-    }
-    // Zeroed memory straight from the allocator costs no more than uninitialised memory for large
-    // sizes (fresh pages are zero), and it keeps this function free of `unsafe`.
-    let mut buffer = buffer.unwrap_or_else(|| vec![T::zero(); len]);
+    let mut buffer = recycled_or_new(len).0;
     if cfg!(test) || POISON.load(Ordering::Relaxed) {
         buffer.fill(T::nan());
     }
     buffer
+}
+
+/// A pooled buffer resized to `len` (true), or a new one of zeros (false). Zeroed memory straight
+/// from the allocator costs no more than uninitialised memory for large sizes (fresh pages are
+/// zero), and it keeps this module free of `unsafe`.
+fn recycled_or_new<T: Element>(len: usize) -> (Vec<T>, bool) {
+    if len * std::mem::size_of::<T>() >= MIN_POOLED_BYTES && RECYCLING.load(Ordering::Relaxed) {
+        if let Some(buffer) = pool().take::<T>(len) {
+            return (buffer, true);
+        }
+    }
+    (vec![T::zero(); len], false)
 }
 
 /// For tests: while on, every buffer handed out for overwriting is filled with NaN first, so that
@@ -223,8 +229,11 @@ pub fn vec_with_capacity<T: Element>(capacity: usize) -> Vec<T> {
 
 /// A vector of `len` zeros (recycled and cleared, or new).
 pub fn zeroed_vec<T: Element>(len: usize) -> Vec<T> {
-    let mut buffer = vec_for_overwrite(len);
-    buffer.fill(T::zero());
+    let (mut buffer, recycled) = recycled_or_new(len);
+    // A new buffer is zero already: clearing it again would touch every page twice.
+    if recycled {
+        buffer.fill(T::zero());
+    }
     buffer
 }
 
@@ -238,9 +247,9 @@ pub fn array_for_overwrite<T: Element, Sh: ShapeBuilder>(shape: Sh) -> Array<T, 
 
 /// An array of zeros of the given shape (standard layout), recycled where possible.
 pub fn zeroed_array<T: Element, Sh: ShapeBuilder>(shape: Sh) -> Array<T, Sh::Dim> {
-    let mut array = array_for_overwrite(shape);
-    array.fill(T::zero());
-    array
+    let shape = shape.into_shape_with_order();
+    let len = shape.size();
+    Array::from_shape_vec(shape, zeroed_vec(len)).expect("length matches shape")
 }
 
 /// Hands an array's memory to the pool, for the next array of the same length.
@@ -388,7 +397,8 @@ mod tests {
         assert_eq!(z.shape(), &[129, 33]);
         assert!(z.iter().all(|&v| v == 0.0));
         let mut v = vec_for_overwrite::<f32>(20_011);
-        v.fill(f32::NAN);
+        assert!(v.iter().all(|v| v.is_nan()), "poisoned in unit tests");
+        v.fill(7.0);
         recycle_vec(v);
         assert!(zeroed_vec::<f32>(20_011).iter().all(|&v| v == 0.0));
     }

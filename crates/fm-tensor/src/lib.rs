@@ -43,7 +43,7 @@
 //! 4. [`autograd`]: the [`Tape`], parameters in a [`ParamStore`], the [`CustomOp`] extension point and
 //!    the [`check_gradients`](autograd::check_gradients) finite-difference checker.
 //! 5. [`init`] for seeded initialisers, [`safetensors`] for weights on disk, [`Compute`] for thread caps
-//!    and peak memory.
+//!    and peak memory, [`buffers`] for the pool that hands freed op outputs to the next ops.
 //!
 //! ## Determinism
 //!

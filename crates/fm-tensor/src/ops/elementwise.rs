@@ -32,9 +32,9 @@
 //!   e.g. `unary(&Exp, x)` or `unary(&MulScalar(0.5), x)`.
 //!
 //! # Speed and determinism
-//! Operands in standard layout are read as flat slices and the output is written straight into new
-//! memory (ndarray's uninitialised collect), so each op is one tight loop that the compiler
-//! vectorises; the f32 transcendental functions ([`special`](super::special)) are branch-free so
+//! Operands in standard layout are read as flat slices and the output is written in full into a
+//! buffer from [`buffers`](crate::buffers) (recycled or new), so each op is one tight loop that the
+//! compiler vectorises; the f32 transcendental functions ([`special`](super::special)) are branch-free so
 //! that they vectorise too. Operands in other layouts are copied to standard layout first, except
 //! broadcast operands, which are read in place. There is no per-element dispatch or allocation.
 //! Large arrays are split over rayon threads; every element is computed independently, so any

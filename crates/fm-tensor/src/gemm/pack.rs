@@ -122,11 +122,61 @@ pub(crate) unsafe fn pack_a_block<T: Element, const MR: usize>(
     panel: impl Fn(*mut T, MatRef<T>, usize, usize),
 ) {
     let mut i0 = 0;
+    if a.rs == 1 && rows >= 2 * MR {
+        // Column-major A (Aᵀ of a row-major matrix, as in `dW = dYᵀ·X`): each step is a contiguous
+        // run of `rows` values, a whole row of the stored matrix. Copy it into every full
+        // micro-panel at once, reading each cache line once and in order, instead of walking all
+        // `kc` rows (a page apart) once per micro-panel; prefetch the rows a few steps ahead,
+        // which the hardware does not do for strides over 2 KiB.
+        let full = rows / MR;
+        // SAFETY: step p's run of `full·MR ≤ rows` values lies inside `a`; micro-panel q has room
+        // for kc·MR values at dst + q·MR·kc; prefetching never faults.
+        unsafe {
+            for p in 0..kc {
+                let src = a.ptr.offset(p as isize * a.cs);
+                prefetch_run(
+                    src.wrapping_offset(PREFETCH_STEPS as isize * a.cs),
+                    full * MR,
+                );
+                for q in 0..full {
+                    let step = src.add(q * MR).cast::<[T; MR]>().read_unaligned();
+                    dst.add((q * kc + p) * MR)
+                        .cast::<[T; MR]>()
+                        .write_unaligned(step);
+                }
+            }
+        }
+        i0 = full * MR;
+    }
     while i0 < rows {
         // SAFETY: rows i0..i0+h exist in `a`; micro-panel i0/MR has room for kc·MR values.
         unsafe { panel(dst.add(i0 * kc), a.at(i0, 0), (rows - i0).min(MR), kc) };
         i0 += MR;
     }
+}
+
+/// How many steps ahead [`pack_a_block`] prefetches the rows of a column-major A.
+const PREFETCH_STEPS: usize = 8;
+
+/// Hints the `len` values from `p` into the cache, one line at a time (never faults; a no-op off
+/// x86-64).
+#[inline(always)]
+fn prefetch_run<T>(p: *const T, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let bytes = len * std::mem::size_of::<T>();
+        let start = p.cast::<u8>();
+        for offset in (0..bytes).step_by(64) {
+            // SAFETY: prefetching is a hint and never faults, whatever the address.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                    start.wrapping_add(offset).cast(),
+                )
+            };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (p, len);
 }
 
 /// Packs one micro-panel of A: `h ≤ MR` rows × `kc` steps into `kc` steps of `MR` values.

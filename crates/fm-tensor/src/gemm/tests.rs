@@ -164,6 +164,7 @@ fn layouts_and_accumulate<T: Element>(tol: f64) {
         (1, 45, 30),
         (33, 1, 30),
         (70, 80, 300),
+        (61, 50, 40),
         (17, 40, 1100),
     ] {
         let a_layouts = layouts::<T>(m, k, 3);

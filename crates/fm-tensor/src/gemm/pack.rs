@@ -12,6 +12,7 @@
 //! after the first call of a given size on a given thread.
 
 use std::cell::Cell;
+use std::mem::MaybeUninit;
 use std::thread::LocalKey;
 
 use crate::element::Element;
@@ -280,17 +281,30 @@ pub(crate) unsafe fn pack_b_panel<T: Element, const NR: usize>(
 struct CacheLine([u8; 64]);
 
 /// A growable, 64-byte-aligned scratch buffer for packed panels.
+///
+/// New memory is not cleared: the packing routines write every value a micro-kernel later reads
+/// (B panels are zero-padded explicitly; the rows past the edge of a last A micro-panel are
+/// neither written nor read), and [`PackedLhs`](super::PackedLhs) / [`PackedRhs`](super::PackedRhs)
+/// allocate one buffer per operand, where a clearing pass cost as much as the packing itself.
 #[derive(Default)]
 pub(crate) struct PackBuffer {
-    lines: Vec<CacheLine>,
+    lines: Vec<MaybeUninit<CacheLine>>,
 }
 
 impl PackBuffer {
-    /// Grows (never shrinks) to hold at least `len` values of `T`, returning the start.
+    /// Grows (never shrinks) to hold at least `len` values of `T`, returning the start. New memory
+    /// holds no particular values (NaN in test builds, so a read of an unwritten value shows).
     pub fn reserve<T>(&mut self, len: usize) -> *mut T {
         let lines = (len * std::mem::size_of::<T>()).div_ceil(64);
         if self.lines.len() < lines {
-            self.lines = vec![CacheLine([0; 64]); lines];
+            let mut fresh = Vec::with_capacity(lines);
+            // SAFETY: `MaybeUninit` values need no initialisation, and the capacity is `lines`.
+            unsafe { fresh.set_len(lines) };
+            if cfg!(test) {
+                // All-ones bytes are NaN as f32 and as f64.
+                fresh.fill(MaybeUninit::new(CacheLine([0xff; 64])));
+            }
+            self.lines = fresh;
         }
         self.lines.as_mut_ptr().cast()
     }

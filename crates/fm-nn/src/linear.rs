@@ -7,7 +7,8 @@
 use fm_tensor::autograd::{BackwardContext, CustomOp, Var};
 use fm_tensor::init::Initializer;
 use fm_tensor::{buffers, gemm, Element, TensorError};
-use ndarray::{ArrayD, ArrayView2, ArrayViewD, Axis, Ix2, IxDyn};
+use ndarray::parallel::prelude::*;
+use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMut2, Axis, Ix2, IxDyn};
 
 use crate::error::Result;
 use crate::module::{ForwardContext, Module, ParamBuilder, ParamRef};
@@ -101,6 +102,27 @@ pub fn linear<'t, T: Element>(
 #[derive(Debug, Clone, Copy)]
 pub struct LinearOp;
 
+/// Adds the bias `b` to every row of `y`, over blocks of rows in parallel when `y` is large
+/// (every element on its own: the same bits for any number of threads).
+fn add_to_rows<T: Element>(y: &mut Array2<T>, b: ArrayViewD<'_, T>) {
+    /// Below this many elements the rows are added on the calling thread.
+    const PARALLEL_MIN: usize = 1 << 16;
+    let add_rows = |mut rows: ArrayViewMut2<'_, T>| {
+        for mut row in rows.rows_mut() {
+            row.zip_mut_with(&b, |y, &b| *y = *y + b);
+        }
+    };
+    if y.len() < PARALLEL_MIN {
+        add_rows(y.view_mut());
+        return;
+    }
+    // Blocks of about 16K elements: a few per thread, each long enough to amortise its task.
+    let rows_per_block = ((1 << 14) / y.ncols().max(1)).max(1);
+    y.axis_chunks_iter_mut(Axis(0), rows_per_block)
+        .into_par_iter()
+        .for_each(add_rows);
+}
+
 /// Runs `f` on `x` viewed as `[rows, cols]` where `cols` is its last axis (a view when `x` is
 /// contiguous, else on a contiguous copy).
 fn with_matrix<T: Element, R>(
@@ -158,7 +180,7 @@ impl<T: Element> CustomOp<T> for LinearOp {
             Ok(y)
         })?;
         if let Some(b) = inputs.get(2) {
-            y.zip_mut_with(b, |y, &b| *y = *y + b);
+            add_to_rows(&mut y, b.view());
         }
         let mut shape = x.shape().to_vec();
         *shape.last_mut().expect("rank ≥ 1") = out;
@@ -200,8 +222,10 @@ impl<T: Element> CustomOp<T> for LinearOp {
         let mut grads = vec![grad_x, grad_w];
         if ctx.inputs.len() == 3 {
             grads.push(if ctx.needs_grad[2] {
+                // fm-tensor's column sum: parallel over column blocks, each column summed in row
+                // order (ndarray's `sum_axis` runs on one thread).
                 Some(with_matrix(&ctx.grad_output, |g2| {
-                    Ok(g2.sum_axis(Axis(0)).into_dyn())
+                    fm_tensor::ops::reduce::sum(g2.into_dyn(), &[0], false)
                 })?)
             } else {
                 None

@@ -30,7 +30,7 @@
 
 use std::collections::HashMap;
 
-use ndarray::{ArrayD, Zip};
+use ndarray::ArrayD;
 
 use crate::autograd::Gradients;
 use crate::element::Element;
@@ -217,7 +217,7 @@ impl<T: Element> ParamStore<T> {
                 ));
             }
             match &mut param.grad {
-                Some(acc) => Zip::from(acc).and(grad).for_each(|a, &g| *a = *a + g),
+                Some(acc) => crate::ops::elementwise::add_assign(acc, &grad.view()),
                 slot @ None => {
                     let mut copy = crate::buffers::array_for_overwrite(grad.raw_dim());
                     copy.assign(grad);

@@ -13,7 +13,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ndarray::{ArrayD, ArrayViewD, Zip};
+use ndarray::{ArrayD, ArrayViewD};
 
 use crate::autograd::op::{BackwardContext, CustomOp};
 use crate::autograd::params::{ParamId, ParamStore};
@@ -292,9 +292,7 @@ impl<T: Element> Tape<T> {
                         }
                         match &mut grads[input] {
                             Some(acc) => {
-                                Zip::from(acc)
-                                    .and(&input_grad)
-                                    .for_each(|a, &g| *a = *a + g);
+                                crate::ops::elementwise::add_assign(acc, &input_grad.view());
                                 crate::buffers::recycle(input_grad);
                             }
                             slot @ None => *slot = Some(input_grad),
@@ -313,7 +311,7 @@ fn add_into<T: Element>(map: &mut HashMap<ParamId, ArrayD<T>>, id: ParamId, grad
     match map.get_mut(&id) {
         // A parameter bound twice (tied weights) gets the sum of both uses.
         Some(acc) => {
-            Zip::from(acc).and(&grad).for_each(|a, &g| *a = *a + g);
+            crate::ops::elementwise::add_assign(acc, &grad.view());
             crate::buffers::recycle(grad);
         }
         None => {

@@ -177,6 +177,55 @@ fn map_chunk_dispatch<T: Copy>(
     map_chunk(out, a, b, c, f)
 }
 
+/// `acc += g` for two arrays of one shape: the gradient sums of autograd (a value used twice, a
+/// parameter bound twice, gradients accumulated across steps). Standard-layout operands are added as
+/// flat slices, split over the threads when large (each element on its own: the same bits for any
+/// split); other layouts go through ndarray's `Zip` on the calling thread.
+pub(crate) fn add_assign<T: Element>(acc: &mut ArrayD<T>, g: &ArrayViewD<'_, T>) {
+    debug_assert_eq!(acc.shape(), g.shape());
+    if let (Some(a), Some(b)) = (acc.as_slice_mut(), g.as_slice()) {
+        let parallel = worth_parallel(a.len());
+        for_each_chunk_mut(a, ELEMENTWISE_CHUNK, parallel, |chunk_index, chunk| {
+            let start = chunk_index * ELEMENTWISE_CHUNK;
+            let src = &b[start..start + chunk.len()];
+            add_chunk_dispatch(chunk, src);
+        });
+        return;
+    }
+    Zip::from(acc).and(g).for_each(|a, &g| *a = *a + g);
+}
+
+/// `acc[i] += g[i]`, compiled for the widest vector instructions the CPU has (as
+/// [`map_chunk_dispatch`]).
+fn add_chunk_dispatch<T: Element>(acc: &mut [T], g: &[T]) {
+    #[inline(always)]
+    fn add_chunk<T: Element>(acc: &mut [T], g: &[T]) {
+        for (a, &g) in acc.iter_mut().zip(g) {
+            *a = *a + g;
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f")]
+        unsafe fn avx512<T: Element>(acc: &mut [T], g: &[T]) {
+            add_chunk(acc, g)
+        }
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2<T: Element>(acc: &mut [T], g: &[T]) {
+            add_chunk(acc, g)
+        }
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU reports AVX-512F.
+            return unsafe { avx512(acc, g) };
+        }
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU reports AVX2.
+            return unsafe { avx2(acc, g) };
+        }
+    }
+    add_chunk(acc, g)
+}
+
 /// Applies `op` to every element of `x`.
 pub fn unary<T: Element, Op: UnaryOp<T>>(op: &Op, x: ArrayViewD<'_, T>) -> ArrayD<T> {
     let x = x.as_standard_layout();
@@ -657,6 +706,31 @@ mod tests {
         assert_bitwise_eq_across_threads, check_gradient, random_array, random_in, weighted_sum,
     };
     use ndarray::array;
+
+    /// `add_assign` adds elementwise: large standard-layout operands (split over threads, same bits
+    /// for any thread count), odd lengths, and a transposed gradient (the `Zip` path).
+    #[test]
+    fn add_assign_adds_in_any_layout_with_the_same_bits_for_any_thread_count() {
+        for shape in [vec![3usize, 5], vec![257, 301], vec![1]] {
+            let acc0 = random_array::<f32>(&shape, 1);
+            let g = random_array::<f32>(&shape, 2);
+            let want = &acc0 + &g;
+            let mut acc = acc0.clone();
+            add_assign(&mut acc, &g.view());
+            assert_eq!(acc, want, "{shape:?}");
+            assert_bitwise_eq_across_threads(|| {
+                let mut acc = acc0.clone();
+                add_assign(&mut acc, &g.view());
+                acc
+            });
+        }
+        let acc0 = random_array::<f64>(&[4, 7], 3);
+        let g_t = random_array::<f64>(&[7, 4], 4);
+        let g = g_t.t();
+        let mut acc = acc0.clone();
+        add_assign(&mut acc, &g.view());
+        assert_eq!(acc, &acc0 + &g);
+    }
 
     /// The loop chosen at run time (AVX-512 / AVX2 copies on x86_64) gives the same bits as the
     /// baseline loop, for op bodies with polynomials, divisions and branches, on odd lengths. The

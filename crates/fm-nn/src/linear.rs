@@ -234,3 +234,27 @@ impl<T: Element> CustomOp<T> for LinearOp {
         Ok(grads)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fm_tensor::Compute;
+
+    /// The bias reaches every element, on the parallel path (more than 2^16 elements, rows not a
+    /// multiple of the block) and on the serial one, with the same bits for 1 and 3 threads.
+    #[test]
+    fn bias_is_added_to_every_row_for_any_thread_count() {
+        for (rows, cols) in [(300, 257), (5, 7)] {
+            let y0 = Array2::from_shape_fn((rows, cols), |(i, j)| (i * 31 + j * 7) as f32 * 0.01);
+            let b = ndarray::Array1::from_shape_fn(cols, |j| 1.0 - j as f32 * 0.003).into_dyn();
+            let want = &y0 + &b.view().into_dimensionality::<ndarray::Ix1>().unwrap();
+            for threads in [1, 3] {
+                let mut y = y0.clone();
+                Compute::with_threads(threads)
+                    .unwrap()
+                    .install(|| add_to_rows(&mut y, b.view()));
+                assert_eq!(y, want, "{rows}x{cols}, {threads} threads");
+            }
+        }
+    }
+}

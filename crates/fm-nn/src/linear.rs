@@ -8,7 +8,7 @@ use fm_tensor::autograd::{BackwardContext, CustomOp, Var};
 use fm_tensor::init::Initializer;
 use fm_tensor::{buffers, gemm, Element, TensorError};
 use ndarray::parallel::prelude::*;
-use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMut2, Axis, Ix2, IxDyn};
+use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMut2, Axis, Ix1, Ix2, IxDyn};
 
 use crate::error::Result;
 use crate::module::{ForwardContext, Module, ParamBuilder, ParamRef};
@@ -107,6 +107,10 @@ pub struct LinearOp;
 fn add_to_rows<T: Element>(y: &mut Array2<T>, b: ArrayViewD<'_, T>) {
     /// Below this many elements the rows are added on the calling thread.
     const PARALLEL_MIN: usize = 1 << 16;
+    // One row's shape, checked once (forward checked the bias is `[out]`), not per row.
+    let b = b
+        .into_dimensionality::<Ix1>()
+        .expect("bias checked to be [out]");
     let add_rows = |mut rows: ArrayViewMut2<'_, T>| {
         for mut row in rows.rows_mut() {
             row.zip_mut_with(&b, |y, &b| *y = *y + b);
